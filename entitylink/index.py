@@ -1,0 +1,264 @@
+"""Embedding dictionary: every surface form encoded once, searched with FAISS."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from ._atomic import atomic_directory
+from .encoder import Encoder
+from .errors import DataFormatError, EntityLinkError, IndexMismatchError
+from .normalize import Normalizer
+from .ontology import Ontology
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "entitylink-index/1"
+FAISS_FILE = "index.faiss"
+ENTRIES_FILE = "entries.json"
+META_FILE = "meta.json"
+
+
+class DictionaryIndex:
+    """Encoded surface forms of an ontology with their concept ids, searchable by inner product.
+
+    Build one with :meth:`build`, save it with :meth:`save`, reopen it with :meth:`load`.
+    Names are normalised before encoding; the normaliser is saved with the index and
+    applied to queries by the :class:`~entitylink.linker.Linker`.
+
+    With ``merge_shared_names`` (the BioSyn/SapBERT convention), a normalised name
+    that several concepts share is one entry whose concept id joins theirs with ``|``.
+    """
+
+    def __init__(
+        self,
+        faiss_index: faiss.Index,
+        names: Sequence[str],
+        texts: Sequence[str],
+        concept_ids: Sequence[str],
+        normalizer: Normalizer,
+        meta: dict,
+        encoder: Encoder | None = None,
+    ):
+        if not (faiss_index.ntotal == len(names) == len(texts) == len(concept_ids)):
+            raise ValueError("index, names, texts and concept ids must have the same length")
+        self.faiss_index = faiss_index
+        self.names = list(names)
+        self.texts = list(texts)
+        self.concept_ids = list(concept_ids)
+        self.normalizer = normalizer
+        self.meta = meta
+        self.encoder = encoder
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __repr__(self) -> str:
+        model = self.meta["encoder"]["model"]
+        return f"DictionaryIndex({len(self)} names, {self.meta.get('n_concepts')} concept ids, model={model!r})"
+
+    @property
+    def dim(self) -> int:
+        return int(self.faiss_index.d)
+
+    # ---------------------------------------------------------------- building
+    @classmethod
+    def build(
+        cls,
+        ontology: Ontology,
+        encoder: Encoder,
+        *,
+        normalizer: Normalizer | None = None,
+        merge_shared_names: bool = True,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
+    ) -> DictionaryIndex:
+        """Encode every surface form of ``ontology`` with ``encoder``."""
+        normalizer = normalizer or Normalizer()
+        entries = dictionary_entries(ontology, normalizer, merge_shared_names=merge_shared_names)
+        if entries.empty:
+            raise EntityLinkError(f"{ontology.name}: no names left to index after normalisation")
+        logger.info("encoding %d dictionary names of %s", len(entries), ontology.name)
+        vectors = encoder.encode(entries["text"].tolist(), batch_size=batch_size, show_progress=show_progress)
+        index = faiss.IndexFlatIP(vectors.shape[1])
+        index.add(vectors)
+        meta = {
+            "format": FORMAT,
+            "entitylink_version": __version__,
+            "built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "ontology": ontology.name,
+            "encoder": encoder.config(),
+            "encoder_fingerprint": encoder.fingerprint(),
+            "normalizer": normalizer.to_dict(),
+            "merge_shared_names": merge_shared_names,
+            "faiss": "IndexFlatIP",
+            "dim": int(vectors.shape[1]),
+            "count": int(len(entries)),
+            "n_concepts": _count_ids(entries["concept_id"]),
+        }
+        return cls(index, entries["name"], entries["text"], entries["concept_id"], normalizer, meta, encoder)
+
+    def add(self, ontology: Ontology, show_progress: bool | None = None) -> int:
+        """Add the surface forms of ``ontology`` (e.g. training mentions); returns how many entries were added.
+
+        Names already in the index under the same normalised text join their concept ids
+        to that entry (with ``merge_shared_names``) instead of adding a duplicate.
+        """
+        if self.encoder is None:
+            raise ValueError("this index has no encoder to embed new names")
+        merge = self.meta.get("merge_shared_names", True)
+        new = dictionary_entries(ontology, self.normalizer, merge_shared_names=merge)
+        if merge:
+            position = {text: i for i, text in enumerate(self.texts)}
+            known = new["text"].map(position)
+            for pos, cid in zip(known[known.notna()].astype(int), new.loc[known.notna(), "concept_id"]):
+                self.concept_ids[pos] = _join_ids(pd.Series([self.concept_ids[pos], cid]))
+            new = new[known.isna()]
+        else:
+            present = set(zip(self.texts, self.concept_ids))
+            new = new[[(t, c) not in present for t, c in zip(new["text"], new["concept_id"])]]
+        if len(new):
+            vectors = self.encoder.encode(new["text"].tolist(), show_progress=show_progress)
+            self.faiss_index.add(vectors)
+            self.names += new["name"].tolist()
+            self.texts += new["text"].tolist()
+            self.concept_ids += new["concept_id"].tolist()
+        self.meta["count"] = len(self)
+        self.meta["n_concepts"] = _count_ids(self.concept_ids)
+        return len(new)
+
+    # ---------------------------------------------------------------- search
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` entries by inner product: (scores, entry positions), each (n, k); -1 pads."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise ValueError(f"query vectors must have shape (n, {self.dim}), not {vectors.shape}")
+        k = max(1, min(k, len(self)))
+        if len(vectors) == 0:
+            return np.empty((0, k), np.float32), np.empty((0, k), np.int64)
+        return self.faiss_index.search(vectors, k)
+
+    # ---------------------------------------------------------------- saving
+    def save(self, path: str | Path) -> Path:
+        """Write the index directory atomically (FAISS file, entries JSON, metadata JSON)."""
+        path = Path(path)
+        with atomic_directory(path) as tmp:
+            faiss.write_index(self.faiss_index, str(tmp / FAISS_FILE))
+            entries = {"names": self.names, "texts": self.texts, "concept_ids": self.concept_ids}
+            (tmp / ENTRIES_FILE).write_text(json.dumps(entries, ensure_ascii=False))
+            meta = dict(self.meta)
+            meta["checksums"] = {name: _sha256(tmp / name) for name in (FAISS_FILE, ENTRIES_FILE)}
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+        logger.info("saved index of %d names to %s", len(self), path)
+        return path
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        encoder: Encoder | None = None,
+        **encoder_options,
+    ) -> DictionaryIndex:
+        """Open a saved index, checking its files against the stored checksums.
+
+        Without ``encoder``, the model it was built with is loaded (``encoder_options``
+        such as ``precision`` or ``device`` go to :class:`Encoder`). An encoder whose
+        weights differ from the build's is an :class:`IndexMismatchError`.
+        """
+        path = Path(path)
+        meta = read_meta(path)
+        for name, expected in meta.get("checksums", {}).items():
+            if _sha256(path / name) != expected:
+                raise DataFormatError(
+                    path / name, None, "checksum differs from meta.json: the index was modified or damaged"
+                )
+        try:
+            entries = json.loads((path / ENTRIES_FILE).read_text(encoding="utf-8"))
+            index = faiss.read_index(str(path / FAISS_FILE))
+        except (OSError, json.JSONDecodeError, RuntimeError) as err:
+            raise DataFormatError(path, None, f"unreadable index files ({err})") from err
+        if not (index.ntotal == meta["count"] == len(entries["names"]) == len(entries["concept_ids"])):
+            raise DataFormatError(path, None, "the FAISS index, entries.json and meta.json disagree on the count")
+        cfg = meta["encoder"]
+        if encoder is None:
+            encoder = Encoder(cfg["model"], pooling=cfg["pooling"], max_length=cfg["max_length"], **encoder_options)
+        check_encoder(meta, encoder, path)
+        return cls(
+            index, entries["names"], entries["texts"], entries["concept_ids"],
+            Normalizer.from_dict(meta["normalizer"]), meta, encoder,
+        )
+
+
+def dictionary_entries(ontology: Ontology, normalizer: Normalizer, merge_shared_names: bool = True) -> pd.DataFrame:
+    """The rows an index holds: ``name`` (first spelling), ``text`` (normalised) and ``concept_id``."""
+    frame = ontology.frame[["concept_id", "name"]]
+    frame = frame.assign(text=frame["name"].map(normalizer))
+    frame = frame[frame["text"] != ""].drop_duplicates(subset=["concept_id", "text"])
+    if not merge_shared_names:
+        return frame[["name", "text", "concept_id"]].reset_index(drop=True)
+    grouped = frame.groupby("text", sort=False)
+    merged = pd.DataFrame({
+        "name": grouped["name"].first(),
+        "concept_id": grouped["concept_id"].agg(_join_ids),
+    })
+    return merged.reset_index()[["name", "text", "concept_id"]]
+
+
+def _count_ids(concept_ids) -> int:
+    return len({part for cid in concept_ids for part in cid.split("|")})
+
+
+def _join_ids(ids: pd.Series) -> str:
+    parts: dict[str, None] = {}
+    for cid in ids:
+        parts.update(dict.fromkeys(cid.split("|")))
+    return "|".join(parts)
+
+
+def read_meta(path: Path) -> dict:
+    """The index's ``meta.json``, with a clear error when the directory is not an index."""
+    meta_file = path / META_FILE
+    if not path.is_dir():
+        raise FileNotFoundError(f"no index directory at {path}")
+    if not meta_file.is_file():
+        raise DataFormatError(path, None, f"not an entitylink index (no {META_FILE})")
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataFormatError(meta_file, err.lineno, f"invalid JSON ({err.msg})") from None
+    if meta.get("format") != FORMAT:
+        raise DataFormatError(meta_file, None, f"unknown index format {meta.get('format')!r}; expected {FORMAT!r}")
+    return meta
+
+
+def check_encoder(meta: dict, encoder: Encoder, path: Path | str = "index") -> None:
+    """Raise :class:`IndexMismatchError` unless ``encoder`` embeds as the index's builder did."""
+    cfg = meta["encoder"]
+    if (encoder.pooling, encoder.max_length) != (cfg["pooling"], cfg["max_length"]):
+        raise IndexMismatchError(
+            f"{path} was built with pooling={cfg['pooling']!r}, max_length={cfg['max_length']}; "
+            f"the encoder has pooling={encoder.pooling!r}, max_length={encoder.max_length}"
+        )
+    if encoder.fingerprint() != meta["encoder_fingerprint"]:
+        raise IndexMismatchError(
+            f"{path} was built with model {cfg['model']!r} (fingerprint {meta['encoder_fingerprint'][:12]}), "
+            f"but the encoder {encoder.model_id!r} has other weights (fingerprint {encoder.fingerprint()[:12]}); "
+            "rebuild the index with this model or load it with the original one"
+        )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,79 @@
+import io
+import json
+
+import pytest
+
+from entitylink import __version__
+from entitylink.cli import main
+
+from .conftest import ONTOLOGIES
+
+
+@pytest.fixture
+def index_dir(tiny_model, tmp_path):
+    out = tmp_path / "idx"
+    code = main(["-q", "index", "--ontology", f"medic:{ONTOLOGIES / 'example_medic.txt'}",
+                 "--model", str(tiny_model), "--precision", "fp32", "--out", str(out)])
+    assert code == 0
+    return out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert __version__ in capsys.readouterr().out
+
+
+def test_link_from_stdin_as_tsv(index_dir, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("NIDDM\nHeart Attack\n"))
+    assert main(["-q", "link", "--index", str(index_dir), "--k", "2", "--precision", "fp32"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "mention\trank\tconcept_id\tname\tscore"
+    assert lines[1].startswith("NIDDM\t1\tD003924\tNIDDM\t")
+    assert len(lines) == 5
+
+
+def test_link_file_to_jsonl(index_dir, tmp_path):
+    mentions = tmp_path / "m.txt"
+    mentions.write_text("fits\nasthma\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["-q", "link", "--index", str(index_dir), "--input", str(mentions), "--output", str(out),
+                 "--format", "jsonl", "--k", "3"]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["mention"] for r in records] == ["fits", "asthma"]
+    assert records[1]["candidates"][0]["concept_id"] == "D001249" and len(records[1]["candidates"]) == 3
+
+
+def test_evaluate_and_info(index_dir, tmp_path, capsys):
+    queries = tmp_path / "q.tsv"
+    queries.write_text("NIDDM\tD003924\nHeart Attack\tD009203\nxyz qqq\tD012559\n")
+    details = tmp_path / "details.tsv"
+    figures = tmp_path / "fig.json"
+    assert main(["-q", "evaluate", "--index", str(index_dir), "--queries", str(queries), "--ks", "1,40",
+                 "--details", str(details), "--json", str(figures)]) == 0
+    out = capsys.readouterr().out
+    assert "acc@1\t" in out and "n\t3" in out
+    result = json.loads(figures.read_text())
+    assert result["n"] == 3 and result["acc@40"] == 1.0 and result["acc@1"] >= 2 / 3
+    assert details.read_text().startswith("mention\tgold\tpredicted")
+    assert main(["info", str(index_dir)]) == 0
+    info = capsys.readouterr().out
+    assert "entries" in info and "cls" in info and "example_medic.txt" in info
+
+
+def test_errors_are_one_line_not_tracebacks(tmp_path, capsys):
+    assert main(["index", "--ontology", "mesh:x.txt", "--out", str(tmp_path / "i")]) == 2
+    assert "error: unknown ontology kind 'mesh'" in capsys.readouterr().err
+    assert main(["link", "--index", str(tmp_path / "missing")]) == 2
+    assert "no index directory" in capsys.readouterr().err
+    bad = tmp_path / "bad.txt"
+    bad.write_text("D1 Flu\n")
+    assert main(["index", "--ontology", f"medic:{bad}", "--out", str(tmp_path / "i")]) == 2
+    assert "bad.txt:1" in capsys.readouterr().err
+
+
+def test_bad_arguments_exit_with_usage(capsys):
+    with pytest.raises(SystemExit) as err:
+        main(["link", "--index", "x", "--k", "0"])
+    assert err.value.code == 2
+    assert "expected a positive integer" in capsys.readouterr().err

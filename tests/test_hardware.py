@@ -1,0 +1,37 @@
+import logging
+
+import pytest
+import torch
+
+from entitylink.hardware import bf16_is_fast, describe_cpu, resolve_precision
+
+CPU = torch.device("cpu")
+AMX = frozenset({"avx2", "avx512f", "amx_bf16", "amx_tile"})
+AVX512_BF16 = frozenset({"avx2", "avx512f", "avx512_bf16"})
+AVX2_ONLY = frozenset({"avx", "avx2", "fma"})
+
+
+def test_bf16_fast_only_with_bf16_units():
+    assert bf16_is_fast(CPU, AMX)
+    assert bf16_is_fast(CPU, AVX512_BF16)
+    assert not bf16_is_fast(CPU, AVX2_ONLY)
+    assert not bf16_is_fast(CPU, frozenset())
+
+
+def test_auto_precision_follows_the_flags_and_is_logged(caplog):
+    with caplog.at_level(logging.INFO, logger="entitylink.hardware"):
+        assert resolve_precision("auto", CPU, AMX) == "bf16"
+        assert resolve_precision("auto", CPU, AVX2_ONLY) == "fp32"
+    assert "precision=auto -> bf16" in caplog.text and "precision=auto -> fp32" in caplog.text
+
+
+def test_explicit_precision_wins_and_bad_values_fail():
+    assert resolve_precision("fp32", CPU, AMX) == "fp32"
+    assert resolve_precision("bf16", CPU, AVX2_ONLY) == "bf16"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("fp16", CPU, AMX)
+
+
+def test_describe_cpu_names_the_machine():
+    info = describe_cpu()
+    assert info["cpu"] and isinstance(info["bf16_flags"], list) and info["threads"] >= 1

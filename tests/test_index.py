@@ -1,0 +1,113 @@
+import json
+
+import numpy as np
+import pytest
+
+from entitylink import DataFormatError, DictionaryIndex, Encoder, IndexMismatchError, Normalizer, Ontology
+from entitylink.index import dictionary_entries
+
+
+@pytest.fixture
+def shared_names():
+    return Ontology.from_pairs([
+        ("MESH:D1", "Aniridia"), ("OMIM:106210", "aniridia"), ("OMIM:106210", "AN2"),
+        ("MESH:D2", "Fever"), ("MESH:D2", "Pyrexia"),
+    ])
+
+
+def test_shared_names_are_merged_with_joined_ids(shared_names):
+    entries = dictionary_entries(shared_names, Normalizer())
+    row = entries[entries.text == "aniridia"]
+    assert len(row) == 1 and row.concept_id.iloc[0] == "MESH:D1|OMIM:106210"
+    assert row.name.iloc[0] == "Aniridia"  # display keeps the first spelling
+    separate = dictionary_entries(shared_names, Normalizer(), merge_shared_names=False)
+    assert sorted(separate[separate.text == "aniridia"].concept_id) == ["MESH:D1", "OMIM:106210"]
+
+
+def test_build_search_finds_each_name_itself(medic_example, tiny_encoder):
+    index = DictionaryIndex.build(medic_example, tiny_encoder)
+    vectors = tiny_encoder.encode(index.texts)
+    scores, positions = index.search(vectors, k=1)
+    # every entry is its own nearest neighbour (or an exact duplicate vector)
+    assert np.allclose(scores[:, 0], 1.0, atol=1e-4)
+    assert len(index) == len(set(index.texts)) and index.meta["count"] == len(index)
+
+
+def test_save_load_round_trip(medic_example, tiny_encoder, tmp_path):
+    index = DictionaryIndex.build(medic_example, tiny_encoder)
+    index.save(tmp_path / "idx")
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == ["entries.json", "index.faiss", "meta.json"]
+    loaded = DictionaryIndex.load(tmp_path / "idx", precision="fp32")
+    assert loaded.names == index.names and loaded.concept_ids == index.concept_ids
+    assert loaded.normalizer == index.normalizer
+    query = tiny_encoder.encode(["heart attack"])
+    assert (loaded.search(query, 5)[1] == index.search(query, 5)[1]).all()
+    meta = json.loads((tmp_path / "idx" / "meta.json").read_text())
+    assert meta["encoder"]["pooling"] == "cls" and meta["dim"] == 32 and len(meta["encoder_fingerprint"]) == 64
+
+
+def test_save_replaces_atomically_and_leaves_no_temp(medic_example, tiny_encoder, tmp_path):
+    index = DictionaryIndex.build(medic_example, tiny_encoder)
+    out = tmp_path / "out"
+    out.mkdir()
+    index.save(out / "idx")
+    index.save(out / "idx")
+    assert [p.name for p in out.iterdir()] == ["idx"]
+
+
+def test_failed_save_keeps_previous_index(medic_example, tiny_encoder, tmp_path, monkeypatch):
+    import faiss
+
+    index = DictionaryIndex.build(medic_example, tiny_encoder)
+    out = tmp_path / "out"
+    index.save(out / "idx")
+    before = (out / "idx" / "meta.json").read_text()
+
+    def boom(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(faiss, "write_index", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        index.save(out / "idx")
+    assert (out / "idx" / "meta.json").read_text() == before
+    assert [p.name for p in out.iterdir()] == ["idx"]
+
+
+def test_loading_with_another_model_is_a_clear_error(medic_example, tiny_encoder, tmp_path):
+    from .conftest import write_tiny_bert
+
+    DictionaryIndex.build(medic_example, tiny_encoder).save(tmp_path / "idx")
+    other = Encoder(write_tiny_bert(tmp_path / "other", seed=1), precision="fp32")
+    with pytest.raises(IndexMismatchError, match="other weights"):
+        DictionaryIndex.load(tmp_path / "idx", encoder=other)
+    mean = Encoder(tiny_encoder.model_id, pooling="mean")
+    with pytest.raises(IndexMismatchError, match="pooling='cls'"):
+        DictionaryIndex.load(tmp_path / "idx", encoder=mean)
+
+
+def test_tampered_or_missing_files_are_rejected(medic_example, tiny_encoder, tmp_path):
+    DictionaryIndex.build(medic_example, tiny_encoder).save(tmp_path / "idx")
+    entries = tmp_path / "idx" / "entries.json"
+    entries.write_text(entries.read_text().replace("Heart Attack", "Heart Atack"))
+    with pytest.raises(DataFormatError, match="checksum differs"):
+        DictionaryIndex.load(tmp_path / "idx", encoder=tiny_encoder)
+    with pytest.raises(FileNotFoundError, match="no index directory"):
+        DictionaryIndex.load(tmp_path / "nothing")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(DataFormatError, match="not an entitylink index"):
+        DictionaryIndex.load(tmp_path / "plain")
+
+
+def test_add_appends_new_names_and_joins_shared_ones(shared_names, tiny_encoder):
+    index = DictionaryIndex.build(shared_names, tiny_encoder)
+    n = len(index)
+    added = index.add(Ontology.from_pairs([("MESH:D2", "high temperature"), ("MESH:D3", "FEVER")]))
+    assert added == 1 and len(index) == n + 1 == index.faiss_index.ntotal
+    assert index.concept_ids[index.texts.index("fever")] == "MESH:D2|MESH:D3"
+
+
+def test_empty_after_normalisation_is_an_error(tiny_encoder):
+    from entitylink import EntityLinkError
+
+    with pytest.raises(EntityLinkError, match="no names left"):
+        DictionaryIndex.build(Ontology.from_pairs([("A", "---"), ("B", "!!")]), tiny_encoder)
