@@ -1,0 +1,465 @@
+"""Mirror-BERT trainer: contrastive tuning of an encoder on ontology surface forms.
+
+Self-supervised (Liu et al., EMNLP 2021): a name and a copy of itself are a positive pair,
+their views differing by dropout and optional span masking. Synonym-supervised (SapBERT-style):
+two names of one concept are a positive pair. Both use InfoNCE over in-batch negatives.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ._atomic import atomic_directory, atomic_write_text
+from .augment import mask_random_span, set_dropout
+from .encoder import Encoder
+from .errors import DataFormatError, EntityLinkError
+from .hardware import describe_cpu
+from .loaders import read_lines
+from .normalize import Normalizer
+from .ontology import Ontology
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["mirror", "synonym", "both"]
+MODES = ("mirror", "synonym", "both")
+TRAINING_CONFIG = "entitylink_training.json"
+
+
+def info_nce(
+    view1: torch.Tensor, view2: torch.Tensor, temperature: float, groups: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Symmetric InfoNCE (NT-Xent) over a batch of positive pairs (``view1[i]``, ``view2[i]``).
+
+    Each of the 2B embeddings is scored against the other 2B-1; its pair is the
+    positive, the remaining 2B-2 are negatives. With ``groups`` (e.g. concept ids as
+    integers), embeddings of the same group are not used as negatives of each other.
+    """
+    z = F.normalize(torch.cat([view1, view2]).float(), dim=-1)
+    n = view1.shape[0]
+    logits = z @ z.T / temperature
+    eye = torch.eye(2 * n, dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(eye, float("-inf"))
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    if groups is not None:
+        g = torch.cat([groups, groups]).to(z.device)
+        same = (g[:, None] == g[None, :]) & ~eye
+        same[torch.arange(2 * n, device=z.device), target] = False
+        logits = logits.masked_fill(same, float("-inf"))
+    return F.cross_entropy(logits, target)
+
+
+def read_pairs(path: str | Path) -> list[tuple[str, str]]:
+    """Read a ``name||name`` pairs file (e.g. training mentions ↔ names of their concept)."""
+    pairs = []
+    for number, line in read_lines(path):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("||")
+        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+            raise DataFormatError(path, number, f"expected 'name||name', found {line[:80]!r}")
+        pairs.append((parts[0].strip(), parts[1].strip()))
+    if not pairs:
+        raise DataFormatError(path, None, "no pairs in the file")
+    return pairs
+
+
+@dataclass
+class TrainingConfig:
+    """Every training setting, with the lexical Mirror-BERT defaults; saved with the model."""
+
+    mode: str = "mirror"
+    n_names: int | None = 10_000
+    epochs: int = 2
+    batch_size: int = 200
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.01
+    temperature: float = 0.2
+    dropout: float = 0.1
+    span_mask_chars: int = 0
+    pairs_per_concept: int = 1
+    hard_negatives: bool = False
+    seed: int = 0
+
+
+class MirrorTrainer:
+    """Contrastive tuning of an :class:`Encoder` on surface forms (Mirror-BERT, or synonyms).
+
+    Args:
+        encoder: an :class:`Encoder` (trained in place, no second load) or a model id/path.
+        mode: ``"mirror"`` (a name and itself), ``"synonym"`` (two names of one concept)
+            or ``"both"``.
+        n_names: names sampled for training (after normalisation and dedupe); ``None`` = all.
+        epochs, batch_size, learning_rate, weight_decay: optimisation (AdamW).
+        temperature: InfoNCE temperature (0.2 for words/names, 0.04 in the sentence setting).
+        dropout: dropout probability of the model while training (the views differ by it).
+        span_mask_chars: mask a random span of this many characters in the second view (0 = off).
+        pairs_per_concept: synonym pairs drawn per concept and epoch.
+        hard_negatives: build batches of similar names (nearest neighbours under the
+            current model), so in-batch negatives are hard.
+        seed: fixes sampling, order, masking and dropout: the same seed gives the same model.
+        precision: ``"auto"`` trains with bf16 autocast only where the hardware is fast at it.
+        normalizer: applied to every training text (use the index's normaliser).
+        checkpoint_every: save a resumable checkpoint every this many steps (needs ``out``).
+        out: model directory written at the end (and checkpoints under ``out/checkpoints``).
+
+    Example:
+        >>> trainer = MirrorTrainer("default", n_names=2000, epochs=1)  # doctest: +SKIP
+        >>> encoder = trainer.fit(Ontology.load("hpo")).encoder  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder | str | Path = "default",
+        *,
+        mode: Mode = "mirror",
+        n_names: int | None = 10_000,
+        epochs: int = 2,
+        batch_size: int = 200,
+        learning_rate: float = 2e-5,
+        weight_decay: float = 0.01,
+        temperature: float = 0.2,
+        dropout: float = 0.1,
+        span_mask_chars: int = 0,
+        pairs_per_concept: int = 1,
+        hard_negatives: bool = False,
+        seed: int = 0,
+        precision: Literal["auto", "fp32", "bf16"] = "auto",
+        normalizer: Normalizer | None = None,
+        checkpoint_every: int | None = None,
+        out: str | Path | None = None,
+        show_progress: bool | None = None,
+    ):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        if batch_size < 2:
+            raise ValueError(f"batch_size must be at least 2 (in-batch negatives), not {batch_size}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, not {temperature}")
+        if epochs < 1:
+            raise ValueError(f"epochs must be at least 1, not {epochs}")
+        if checkpoint_every is not None and out is None:
+            raise ValueError("checkpoint_every needs an output directory (out=...)")
+        self.encoder = encoder if isinstance(encoder, Encoder) else Encoder(encoder, precision=precision)
+        self.config = TrainingConfig(
+            mode=mode, n_names=n_names, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+            weight_decay=weight_decay, temperature=temperature, dropout=dropout, span_mask_chars=span_mask_chars,
+            pairs_per_concept=pairs_per_concept, hard_negatives=hard_negatives, seed=seed,
+        )
+        set_dropout(self.encoder.model, dropout)
+        self.precision = self.encoder.precision if precision == "auto" else precision
+        self.normalizer = normalizer or Normalizer()
+        self.checkpoint_every = checkpoint_every
+        self.out = Path(out) if out is not None else None
+        self.show_progress = show_progress
+        self.history: list[dict[str, float]] = []
+        self.data_fingerprint: str | None = None
+        self.seconds: float | None = None
+
+    # ---------------------------------------------------------------- data
+    def _mirror_texts(self, data: Ontology | Sequence[str]) -> list[str]:
+        names = data.names if isinstance(data, Ontology) else list(data)
+        texts = list(dict.fromkeys(t for t in (self.normalizer(n) for n in names) if t))
+        if self.config.n_names is not None and len(texts) > self.config.n_names:
+            rng = np.random.default_rng(self.config.seed)
+            texts = [texts[i] for i in sorted(rng.choice(len(texts), self.config.n_names, replace=False))]
+        return texts
+
+    def _synonym_groups(self, data: Ontology) -> list[list[str]]:
+        frame = data.frame.assign(text=lambda f: f["name"].map(self.normalizer))
+        frame = frame[frame["text"] != ""].drop_duplicates(subset=["concept_id", "text"])
+        groups = [g.tolist() for _, g in frame.groupby("concept_id", sort=True)["text"] if len(g) >= 2]
+        if self.config.n_names is not None:
+            rng = np.random.default_rng(self.config.seed)
+            order = rng.permutation(len(groups))
+            kept, total = [], 0
+            for i in order:
+                if total >= self.config.n_names:
+                    break
+                kept.append(groups[i])
+                total += len(groups[i])
+            groups = [groups[i] for i in sorted(order[: len(kept)])]
+        return groups
+
+    def _epoch_pairs(
+        self, epoch: int, mirror: list[str], groups: list[list[str]], extra: list[tuple[str, str]]
+    ) -> list[tuple[str, str, int]]:
+        """(view-1 text, view-2 text, group id) for one epoch, shuffled by the seed and epoch."""
+        rng = random.Random(self.config.seed * 1_000_003 + epoch)
+        pairs: list[tuple[str, str, int]] = []
+        next_group = 0
+        text_group: dict[str, int] = {}
+        for i, names in enumerate(groups):
+            for name in names:
+                text_group.setdefault(name, i)
+            for _ in range(self.config.pairs_per_concept):
+                a, b = rng.sample(names, 2)
+                pairs.append((a, b, i))
+        next_group = len(groups)
+        for text in mirror:
+            group = text_group.get(text)
+            if group is None:
+                group = text_group[text] = next_group
+                next_group += 1
+            pairs.append((text, text, group))
+        for a, b in extra:
+            group = text_group.get(a, text_group.get(b))
+            if group is None:
+                group = next_group
+                next_group += 1
+            text_group.setdefault(a, group)
+            text_group.setdefault(b, group)
+            pairs.append((a, b, group))
+        rng.shuffle(pairs)
+        return pairs
+
+    def _batches(self, pairs: list[tuple[str, str, int]]) -> list[list[tuple[str, str, int]]]:
+        bs = self.config.batch_size
+        if self.config.hard_negatives and len(pairs) > bs:
+            pairs = self._hard_negative_order(pairs)
+        batches = [pairs[i : i + bs] for i in range(0, len(pairs), bs)]
+        return [b for b in batches if len(b) >= 2]
+
+    def _hard_negative_order(self, pairs: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+        """Order pairs so each batch gathers nearest neighbours (by the current model) of a seed name."""
+        import faiss
+
+        vectors = self.encoder.encode([p[0] for p in pairs], show_progress=False)
+        index = faiss.IndexFlatIP(vectors.shape[1])
+        index.add(vectors)
+        k = min(len(pairs), max(self.config.batch_size, 32))
+        _, neighbours = index.search(vectors, k)
+        used = np.zeros(len(pairs), dtype=bool)
+        ordered: list[int] = []
+        for seed_row in range(len(pairs)):
+            if used[seed_row]:
+                continue
+            batch = [seed_row]
+            used[seed_row] = True
+            for j in neighbours[seed_row]:
+                if len(batch) >= self.config.batch_size:
+                    break
+                if j >= 0 and not used[j]:
+                    used[j] = True
+                    batch.append(int(j))
+            ordered.extend(batch)
+        return [pairs[i] for i in ordered]
+
+    # ---------------------------------------------------------------- training
+    def fit(
+        self,
+        data: Ontology | Sequence[str],
+        pairs: Sequence[tuple[str, str]] | str | Path | None = None,
+        resume: bool = False,
+    ) -> MirrorTrainer:
+        """Train on an ontology (or a plain list of names, mirror mode only); returns ``self``.
+
+        ``pairs`` adds positive pairs, as a list or a ``name||name`` file. With ``resume``,
+        training continues from the newest checkpoint under ``out/checkpoints``.
+        """
+        cfg = self.config
+        if cfg.mode != "mirror" and not isinstance(data, Ontology):
+            raise ValueError(f"mode={cfg.mode!r} needs an Ontology (names grouped by concept), not a list of names")
+        extra = read_pairs(pairs) if isinstance(pairs, (str, Path)) else list(pairs or [])
+        extra = [(self.normalizer(a), self.normalizer(b)) for a, b in extra]
+        extra = [(a, b) for a, b in extra if a and b]
+        mirror = self._mirror_texts(data) if cfg.mode in ("mirror", "both") else []
+        groups = self._synonym_groups(data) if cfg.mode in ("synonym", "both") else []
+        if not mirror and not groups and not extra:
+            raise EntityLinkError("nothing to train on: no names (mirror) or concepts with two names (synonym)")
+        self.data_fingerprint = _fingerprint(mirror, groups, extra)
+        n_pairs = len(mirror) + len(groups) * cfg.pairs_per_concept + len(extra)
+        logger.info("training %s on %d pairs per epoch (%d names, %d synonym groups, %d extra pairs), precision %s",
+                    cfg.mode, n_pairs, len(mirror), len(groups), len(extra), self.precision)
+
+        torch.manual_seed(cfg.seed)
+        model = self.encoder.model
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        mask_rng = random.Random(cfg.seed)
+        start_epoch, start_step, step = 0, 0, 0
+        if resume:
+            state = self._load_checkpoint(optimizer)
+            if state is not None:
+                start_epoch, start_step, step = state["epoch"], state["step_in_epoch"], state["step"]
+                mask_rng.setstate(_tuple_state(state["mask_rng"]))
+                self.history = state["history"]
+        mask_token = self.encoder.tokenizer.mask_token or "[MASK]"
+        started = time.perf_counter()
+        seen = 0
+        model.train()
+        total_steps = sum(len(self._batches(self._epoch_pairs(e, mirror, groups, extra))) for e in range(cfg.epochs)) \
+            if not cfg.hard_negatives else None
+        show = self.show_progress if self.show_progress is not None else True
+        with tqdm(total=total_steps, initial=step, unit="step", desc=f"training ({cfg.mode})", disable=not show) as bar:
+            for epoch in range(start_epoch, cfg.epochs):
+                batches = self._batches(self._epoch_pairs(epoch, mirror, groups, extra))
+                model.train()
+                for i, batch in enumerate(batches):
+                    if epoch == start_epoch and i < start_step:
+                        continue
+                    first = [a for a, _, _ in batch]
+                    second = [mask_random_span(b, cfg.span_mask_chars, mask_token, mask_rng) for _, b, _ in batch]
+                    group_ids = torch.tensor([g for _, _, g in batch])
+                    with torch.autocast(self.encoder.device.type, dtype=torch.bfloat16,
+                                        enabled=self.precision == "bf16"):
+                        z1 = self.encoder.forward(self.encoder.tokenize(first))
+                        z2 = self.encoder.forward(self.encoder.tokenize(second))
+                    loss = info_nce(z1, z2, cfg.temperature, group_ids)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    step += 1
+                    seen += len(batch)
+                    rate = seen / max(time.perf_counter() - started, 1e-9)
+                    self.history.append({"step": step, "epoch": epoch, "loss": loss.item(), "names_per_s": rate})
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss.item():.4f}", names_s=f"{rate:.0f}")
+                    if self.checkpoint_every and step % self.checkpoint_every == 0:
+                        self._save_checkpoint(optimizer, epoch, i + 1, step, mask_rng)
+        model.eval()
+        self.seconds = time.perf_counter() - started
+        if self.out is not None:
+            self.save(self.out)
+        return self
+
+    # ---------------------------------------------------------------- saving
+    def training_record(self) -> dict:
+        """Settings, data fingerprint, precision and machine of this run (saved as JSON with the model)."""
+        return {
+            **asdict(self.config),
+            "precision": self.precision,
+            "pooling": self.encoder.pooling,
+            "max_length": self.encoder.max_length,
+            "base_model": self.encoder.model_id,
+            "normalizer": self.normalizer.to_dict(),
+            "data_fingerprint": self.data_fingerprint,
+            "steps": len(self.history),
+            "seconds": round(self.seconds, 2) if self.seconds is not None else None,
+            "machine": describe_cpu(),
+        }
+
+    def loss_csv(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=["step", "epoch", "loss", "names_per_s"])
+        writer.writeheader()
+        writer.writerows(self.history)
+        return buffer.getvalue()
+
+    def save(self, path: str | Path) -> Path:
+        """Write the tuned model (standard Hugging Face layout), its training record and loss curve."""
+        path = Path(path)
+        record = self.training_record()
+        with atomic_directory(path) as tmp:
+            self.encoder.model.save_pretrained(tmp, safe_serialization=True)
+            self.encoder.tokenizer.save_pretrained(tmp)
+            (tmp / "entitylink_encoder.json").write_text(json.dumps(
+                {"pooling": self.encoder.pooling, "max_length": self.encoder.max_length,
+                 "base_model": self.encoder.model_id}, indent=2))
+            (tmp / TRAINING_CONFIG).write_text(json.dumps(record, indent=2, default=str))
+            (tmp / "loss.csv").write_text(self.loss_csv())
+            _plot_loss(self.history, tmp / "loss.png")
+            if (path / "checkpoints").is_dir():
+                (path / "checkpoints").rename(tmp / "checkpoints")
+        logger.info("saved tuned model to %s", path)
+        return path
+
+    def _checkpoint_dir(self) -> Path:
+        assert self.out is not None
+        return self.out / "checkpoints"
+
+    def _save_checkpoint(self, optimizer, epoch: int, step_in_epoch: int, step: int, mask_rng) -> None:
+        from safetensors.torch import save_file
+
+        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.encoder.model.state_dict().items()}
+        for i, state in optimizer.state_dict()["state"].items():
+            for key, value in state.items():
+                tensors[f"optim.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+        tensors["rng.torch"] = torch.get_rng_state()
+        meta = {
+            "epoch": epoch, "step_in_epoch": step_in_epoch, "step": step,
+            "mask_rng": _json_state(mask_rng.getstate()), "history": self.history,
+            "config": asdict(self.config), "data_fingerprint": self.data_fingerprint,
+            "param_groups": optimizer.state_dict()["param_groups"],
+        }
+        with atomic_directory(self._checkpoint_dir() / f"step-{step:08d}") as tmp:
+            save_file(tensors, str(tmp / "state.safetensors"))
+            (tmp / "state.json").write_text(json.dumps(meta))
+        atomic_write_text(self._checkpoint_dir() / "latest", f"step-{step:08d}\n")
+
+    def _load_checkpoint(self, optimizer) -> dict | None:
+        from safetensors.torch import load_file
+
+        if self.out is None:
+            raise ValueError("resume needs the output directory (out=...) that holds the checkpoints")
+        latest = self._checkpoint_dir() / "latest"
+        if not latest.is_file():
+            logger.warning("no checkpoint under %s: starting from scratch", self._checkpoint_dir())
+            return None
+        folder = self._checkpoint_dir() / latest.read_text().strip()
+        meta = json.loads((folder / "state.json").read_text())
+        if meta["data_fingerprint"] != self.data_fingerprint or meta["config"] != asdict(self.config):
+            raise EntityLinkError(f"{folder}: the checkpoint was made with other data or settings; cannot resume")
+        tensors = load_file(str(folder / "state.safetensors"))
+        self.encoder.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        state: dict[int, dict] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, i, name = key.split(".", 2)
+                state.setdefault(int(i), {})[name] = value
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        torch.set_rng_state(tensors["rng.torch"])
+        logger.info("resuming from %s (step %d)", folder, meta["step"])
+        return meta
+
+
+def _fingerprint(mirror: list[str], groups: list[list[str]], extra: list[tuple[str, str]]) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps([mirror, groups, extra], ensure_ascii=False).encode())
+    return digest.hexdigest()
+
+
+def _json_state(state):
+    return [state[0], list(state[1]), state[2]]
+
+
+def _tuple_state(state):
+    return (state[0], tuple(state[1]), state[2])
+
+
+def _plot_loss(history: list[dict], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - matplotlib is a dependency
+        logger.warning("matplotlib not installed: no loss plot")
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if history:
+        steps = [h["step"] for h in history]
+        losses = [h["loss"] for h in history]
+        ax.plot(steps, losses, lw=0.8, alpha=0.5, label="loss")
+        window = max(1, len(losses) // 20)
+        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+        ax.plot(steps[window - 1 :], smooth, lw=1.5, label=f"mean of {window}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("InfoNCE loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

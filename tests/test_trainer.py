@@ -1,0 +1,173 @@
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from entitylink import DataFormatError, Encoder, Ontology
+from entitylink.augment import mask_random_span, set_dropout
+from entitylink.trainer import MirrorTrainer, info_nce, read_pairs
+
+
+def test_info_nce_is_low_for_matching_views_and_high_for_random_ones():
+    torch.manual_seed(0)
+    z = torch.randn(8, 16)
+    aligned = info_nce(z, z + 0.01 * torch.randn(8, 16), temperature=0.2)
+    shuffled = info_nce(z, torch.randn(8, 16), temperature=0.2)
+    assert aligned < 0.5 < 2.0 < shuffled
+
+
+def test_info_nce_uses_2b_minus_2_negatives():
+    # Orthogonal views: every logit is 0 except the positives' 1/τ, so the loss is exact.
+    n, tau = 4, 0.5
+    z = torch.eye(2 * n)[:n]
+    loss = info_nce(z, z.clone(), temperature=tau)
+    expected = -np.log(np.exp(1 / tau) / (np.exp(1 / tau) + (2 * n - 2)))
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+
+
+def test_groups_remove_false_negatives():
+    z1 = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    z2 = z1.clone()
+    plain = info_nce(z1, z2, 0.2)
+    grouped = info_nce(z1, z2, 0.2, groups=torch.tensor([0, 0, 1]))
+    assert grouped < plain
+
+
+def test_span_masking():
+    rng = random.Random(0)
+    assert mask_random_span("short", 0, "[MASK]", rng) == "short"
+    assert mask_random_span("abc", 5, "[MASK]", rng) == "abc"
+    masked = mask_random_span("myocardial infarction", 5, "[MASK]", rng)
+    assert "[MASK]" in masked and len(masked) == len("myocardial infarction") - 5 + len("[MASK]")
+
+
+def test_views_differ_with_dropout_and_agree_without(tiny_encoder):
+    batch = tiny_encoder.tokenize(["heart attack", "fits"])
+    set_dropout(tiny_encoder.model, 0.1)
+    tiny_encoder.model.train()
+    torch.manual_seed(0)
+    assert not torch.allclose(tiny_encoder.forward(batch), tiny_encoder.forward(batch))
+    tiny_encoder.model.eval()
+    with torch.no_grad():
+        assert torch.equal(tiny_encoder.forward(batch), tiny_encoder.forward(batch))
+    set_dropout(tiny_encoder.model, 0.0)
+    tiny_encoder.model.train()
+    assert torch.allclose(tiny_encoder.forward(batch), tiny_encoder.forward(batch), atol=1e-6)
+    with pytest.raises(ValueError, match="dropout"):
+        set_dropout(tiny_encoder.model, 1.5)
+
+
+def trainer(encoder, **kw):
+    defaults = dict(batch_size=16, epochs=3, learning_rate=1e-3, n_names=None, show_progress=False, precision="fp32")
+    defaults.update(kw)
+    return MirrorTrainer(encoder, **defaults)
+
+
+def test_mirror_loss_decreases_on_a_tiny_model(tiny_encoder, medic_example):
+    t = trainer(tiny_encoder, epochs=6).fit(medic_example)
+    losses = [h["loss"] for h in t.history]
+    assert np.mean(losses[-4:]) < 0.75 * np.mean(losses[:4])
+
+
+def synonym_margin(encoder, ontology):
+    """Mean cosine of same-concept name pairs minus that of different-concept pairs."""
+    frame = ontology.frame
+    vectors = encoder.encode(frame["name"].str.lower().tolist())
+    sims = vectors @ vectors.T
+    same = frame["concept_id"].to_numpy()[:, None] == frame["concept_id"].to_numpy()[None, :]
+    off_diagonal = ~np.eye(len(frame), dtype=bool)
+    return sims[same & off_diagonal].mean() - sims[~same].mean()
+
+
+def test_synonym_mode_brings_synonyms_together(tiny_encoder, medic_example):
+    before = synonym_margin(tiny_encoder, medic_example)
+    trainer(tiny_encoder, mode="synonym", epochs=20, pairs_per_concept=2, learning_rate=3e-4).fit(medic_example)
+    after = synonym_margin(tiny_encoder, medic_example)
+    assert after > before + 0.05
+
+
+def test_same_seed_same_model(tiny_model, medic_example):
+    runs = []
+    for _ in range(2):
+        enc = Encoder(tiny_model, precision="fp32")
+        trainer(enc, epochs=1, seed=3, mode="both", span_mask_chars=3).fit(medic_example)
+        runs.append(enc.encode(["heart attack", "asthma"]))
+    np.testing.assert_allclose(runs[0], runs[1], atol=1e-6)
+
+
+def test_saved_model_reloads_with_automodel_and_encoder(tiny_encoder, medic_example, tmp_path):
+    from transformers import AutoModel
+
+    out = tmp_path / "tuned"
+    t = trainer(tiny_encoder, epochs=1, out=out).fit(medic_example)
+    assert {"model.safetensors", "config.json", "entitylink_training.json", "loss.csv", "loss.png"} <= {
+        p.name for p in out.iterdir()
+    }
+    record = json.loads((out / "entitylink_training.json").read_text())
+    assert record["mode"] == "mirror" and record["precision"] == "fp32" and len(record["data_fingerprint"]) == 64
+    assert record["steps"] == len(t.history) and "cpu" in record["machine"]
+    texts = ["heart attack", "asthma", "NIDDM"]
+    reloaded = Encoder(out, precision="fp32")
+    np.testing.assert_allclose(reloaded.encode(texts), tiny_encoder.encode(texts), atol=1e-6)
+    hf = AutoModel.from_pretrained(out)
+    batch = tiny_encoder.tokenize(texts)
+    with torch.no_grad():
+        assert torch.allclose(hf(**batch).last_hidden_state[:, 0], tiny_encoder.forward(batch), atol=1e-5)
+    assert (out / "loss.csv").read_text().splitlines()[0] == "step,epoch,loss,names_per_s"
+
+
+def test_checkpoint_and_resume_reach_the_same_model(tiny_model, medic_example, tmp_path):
+    full = Encoder(tiny_model, precision="fp32")
+    trainer(full, epochs=2, seed=1).fit(medic_example)
+
+    first = Encoder(tiny_model, precision="fp32")
+    t1 = trainer(first, epochs=2, seed=1, checkpoint_every=5, out=tmp_path / "run")
+    t1.fit(medic_example)
+    n_steps = len(t1.history)
+    # pretend the run died after step 5: keep only that checkpoint
+    ckpt = tmp_path / "run" / "checkpoints"
+    for folder in ckpt.glob("step-*"):
+        if folder.name != "step-00000005":
+            import shutil
+
+            shutil.rmtree(folder)
+    (ckpt / "latest").write_text("step-00000005\n")
+    resumed = Encoder(tiny_model, precision="fp32")
+    t2 = trainer(resumed, epochs=2, seed=1, checkpoint_every=5, out=tmp_path / "run")
+    t2.fit(medic_example, resume=True)
+    assert len(t2.history) == n_steps
+    texts = ["heart attack", "asthma"]
+    np.testing.assert_allclose(resumed.encode(texts), full.encode(texts), atol=1e-5)
+    assert [h["loss"] for h in t2.history] == pytest.approx([h["loss"] for h in t1.history], abs=1e-5)
+
+
+def test_pairs_file(tmp_path, tiny_encoder, medic_example):
+    good = tmp_path / "pairs.txt"
+    good.write_text("heart attack||myocardial infarction\n# comment\nfits||seizures\n")
+    assert read_pairs(good) == [("heart attack", "myocardial infarction"), ("fits", "seizures")]
+    t = trainer(tiny_encoder, epochs=1, mode="synonym").fit(medic_example, pairs=good)
+    assert t.history
+    bad = tmp_path / "bad_pairs.txt"
+    bad.write_text("heart attack||myocardial infarction\nfits seizures\n")
+    with pytest.raises(DataFormatError, match=r"bad_pairs.txt:2: expected 'name\|\|name'"):
+        read_pairs(bad)
+
+
+def test_hard_negative_batches_run(tiny_encoder, medic_example):
+    t = trainer(tiny_encoder, epochs=1, hard_negatives=True).fit(medic_example)
+    assert len(t.history) == int(np.ceil(len(t._mirror_texts(medic_example)) / 16))
+
+
+def test_bad_settings(tiny_encoder):
+    with pytest.raises(ValueError, match="mode must be one of"):
+        MirrorTrainer(tiny_encoder, mode="simcse")
+    with pytest.raises(ValueError, match="batch_size"):
+        MirrorTrainer(tiny_encoder, batch_size=1)
+    with pytest.raises(ValueError, match="needs an output directory"):
+        MirrorTrainer(tiny_encoder, checkpoint_every=10)
+    with pytest.raises(ValueError, match="needs an Ontology"):
+        MirrorTrainer(tiny_encoder, mode="synonym", show_progress=False).fit(["a", "b"])
+    plain = MirrorTrainer(tiny_encoder, show_progress=False)
+    assert plain.fit(Ontology.from_pairs([("A", "fever"), ("B", "cough"), ("C", "rash")])).history
