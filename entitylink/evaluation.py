@@ -11,28 +11,30 @@ from .linker import Candidate, Linker
 
 
 def id_set(concept_id: str) -> frozenset[str]:
-    """The ids of an ``A|B`` alternative: any one of them is right."""
-    return frozenset(part.strip() for part in concept_id.split("|") if part.strip())
+    """The ids named by a gold or predicted id: ``A|B`` (alternatives) and ``A+B`` (composite) give {A, B}."""
+    return frozenset(part.strip() for part in concept_id.replace("+", "|").split("|") if part.strip())
 
 
 def is_match(predicted: str, gold: str) -> bool:
-    """A prediction is right if its id set shares an id with the gold's (``A|B`` on either side)."""
+    """A prediction is right if its id set shares an id with the gold's (BioSyn/SapBERT ``check_label``)."""
     return bool(id_set(predicted) & id_set(gold))
 
 
 def first_hit_rank(predicted: Sequence[str], gold: str) -> int | None:
-    """1-based rank at which ``predicted`` becomes right for ``gold``, or ``None``.
+    """1-based rank of the first prediction that matches ``gold``, or ``None``."""
+    return next((i + 1 for i, p in enumerate(predicted) if is_match(p, gold)), None)
 
-    A composite gold ``A+B`` (a mention naming several concepts) needs every part
-    matched within the ranks considered, so its rank is that of its last part.
+
+def query_hit_rank(parts: Sequence[Sequence[str]], gold: str) -> int | None:
+    """Rank at which a query split into parts (a composite mention) is right: every part must match.
+
+    "breast and ovarian cancer" split into two parts is a hit at k only if each part
+    has a match for the gold within its own top k; the query's rank is its worst part's.
     """
-    ranks = []
-    for part in gold.split("+"):
-        rank = next((i + 1 for i, p in enumerate(predicted) if is_match(p, part)), None)
-        if rank is None:
-            return None
-        ranks.append(rank)
-    return max(ranks) if ranks else None
+    ranks = [first_hit_rank(p, gold) for p in parts]
+    if not ranks or any(r is None for r in ranks):
+        return None
+    return max(ranks)  # type: ignore[type-var]
 
 
 def accuracy_at_k(
@@ -62,36 +64,51 @@ class Evaluation:
         return {**self.metrics, "n": self.n}
 
 
+Query = str | Sequence[str]
+
+
 def evaluate(
     linker: Linker,
-    mentions: Sequence[str],
+    mentions: Sequence[Query],
     gold: Sequence[str],
     ks: Iterable[int] = (1, 5),
     show_progress: bool | None = None,
 ) -> Evaluation:
     """Link ``mentions`` and score them against ``gold`` ids at each k.
 
-    ``details`` has one row per mention: the mention, gold id, the top prediction
+    A mention may be a list of parts (a split composite mention): all parts are linked
+    in one batch and the query is right only if every part is (:func:`query_hit_rank`).
+    ``details`` has one row per query: the mention, gold id, the top prediction
     (id, name, score), the rank of the first right answer (or NA) and a hit column per k.
     """
     ks = sorted(set(ks))
     if len(mentions) != len(gold):
         raise ValueError(f"{len(mentions)} mentions for {len(gold)} gold ids")
-    results = linker.link(list(mentions), k=max(ks), show_progress=show_progress)
+    parts = [[m] if isinstance(m, str) else list(m) for m in mentions]
+    flat = [p for query in parts for p in query]
+    linked = linker.link(flat, k=max(ks), show_progress=show_progress)
+    results, start = [], 0
+    for mention, query in zip(mentions, parts):
+        results.append(linked[start] if isinstance(mention, str) else linked[start : start + len(query)])
+        start += len(query)
     return score(mentions, gold, results, ks)
 
 
 def score(
-    mentions: Sequence[str], gold: Sequence[str], results: Sequence[Sequence[Candidate]], ks: Iterable[int] = (1, 5)
+    mentions: Sequence[Query],
+    gold: Sequence[str],
+    results: Sequence[Sequence[Candidate]] | Sequence[Sequence[Sequence[Candidate]]],
+    ks: Iterable[int] = (1, 5),
 ) -> Evaluation:
-    """Score ready-made candidate lists (see :func:`evaluate`)."""
+    """Score ready-made candidate lists, one per query or one per part of a query (see :func:`evaluate`)."""
     ks = sorted(set(ks))
     rows = []
     for mention, gold_id, cands in zip(mentions, gold, results):
-        rank = first_hit_rank([c.concept_id for c in cands], gold_id)
-        top = cands[0] if cands else None
+        per_part = cands if isinstance(mention, (list, tuple)) else [cands]
+        rank = query_hit_rank([[c.concept_id for c in part] for part in per_part], gold_id)
+        top = per_part[0][0] if per_part and per_part[0] else None
         rows.append({
-            "mention": mention,
+            "mention": mention if isinstance(mention, str) else " | ".join(mention),
             "gold": gold_id,
             "predicted": top.concept_id if top else None,
             "predicted_name": top.name if top else None,

@@ -1,7 +1,7 @@
 import pytest
 
 from entitylink import Candidate, accuracy_at_k
-from entitylink.evaluation import first_hit_rank, is_match, read_queries, score
+from entitylink.evaluation import first_hit_rank, is_match, query_hit_rank, read_queries, score
 
 
 def test_alternatives_on_either_side():
@@ -11,10 +11,24 @@ def test_alternatives_on_either_side():
     assert not is_match("D1|D2", "D3|D4")
 
 
-def test_composite_mention_needs_every_part():
-    assert first_hit_rank(["D1", "D2", "D3"], "D1+D3") == 3
-    assert first_hit_rank(["D1", "D2"], "D1+D3") is None
+def test_composite_gold_as_the_literature_checks_it():
+    # an unsplit composite mention: any of its ids is a hit (BioSyn's check_label turns + into |)
+    assert first_hit_rank(["X", "D3"], "D1+D3") == 2
     assert first_hit_rank(["X", "D1|D5"], "D5") == 2
+    assert first_hit_rank(["X", "Y"], "D1+D3") is None
+
+
+def test_split_composite_query_needs_every_part():
+    assert query_hit_rank([["D1", "X"], ["X", "X", "D3"]], "D1+D3") == 3
+    assert query_hit_rank([["D1"], ["X", "Y"]], "D1+D3") is None
+    assert query_hit_rank([], "D1") is None
+
+
+def test_score_with_parts():
+    results = [[[Candidate("D1", "a", 0.9)], [Candidate("X", "x", 0.9), Candidate("D3", "c", 0.8)]]]
+    ev = score([["breast cancer", "ovarian cancer"]], ["D1+D3"], results, ks=(1, 2))
+    assert ev.metrics == {"acc@1": 0.0, "acc@2": 1.0}
+    assert ev.details.loc[0, "mention"] == "breast cancer | ovarian cancer"
 
 
 def test_accuracy_at_k():

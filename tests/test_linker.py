@@ -68,3 +68,12 @@ def test_loaded_linker_matches_built_one(linker, tmp_path):
     for got, want in zip(loaded.link(mentions), linker.link(mentions)):
         assert [(c.concept_id, c.name) for c in got] == [(c.concept_id, c.name) for c in want]
         assert [c.score for c in got] == pytest.approx([c.score for c in want], abs=1e-5)
+
+
+def test_evaluate_links_composite_parts_in_one_batch(linker):
+    from entitylink import evaluate
+
+    ev = evaluate(linker, [["breast cancer", "ovarian cancer"], "NIDDM"], ["D001943+D010051", "D003924"], ks=(1,))
+    assert ev.metrics["acc@1"] == 1.0 and ev.n == 2
+    missed = evaluate(linker, [["breast cancer", "asthma"]], ["D001943+D010051"], ks=(1,))
+    assert missed.metrics["acc@1"] == 0.0
