@@ -62,6 +62,11 @@ class DictionaryIndex:
     def __len__(self) -> int:
         return len(self.names)
 
+    def vectors(self, positions: np.ndarray) -> np.ndarray:
+        """Stored embeddings of the given entries."""
+        return np.vstack([self.faiss_index.reconstruct(int(p)) for p in positions]) if len(positions) else \
+            np.empty((0, self.dim), np.float32)
+
     def __repr__(self) -> str:
         model = self.meta["encoder"]["model"]
         return f"DictionaryIndex({len(self)} names, {self.meta.get('n_concepts')} concept ids, model={model!r})"
@@ -137,6 +142,12 @@ class DictionaryIndex:
         return len(new)
 
     # ---------------------------------------------------------------- search
+    def prepare(self, texts: Sequence[str], show_progress: bool | None = None) -> np.ndarray:
+        """Query representations of normalised texts (their embeddings), for :meth:`search`."""
+        if self.encoder is None:
+            raise ValueError("this index has no encoder: build it with one or open it with DictionaryIndex.load")
+        return self.encoder.encode(list(texts), show_progress=show_progress)
+
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` entries by inner product: (scores, entry positions), each (n, k); -1 pads."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)

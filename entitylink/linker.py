@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, overload
+from typing import Any, NamedTuple, Protocol, overload
 
 import numpy as np
 import pandas as pd
 
 from .index import DictionaryIndex
+from .normalize import Normalizer
+
+
+class SearchIndex(Protocol):
+    """What a linker needs of an index: entries, a normaliser, query preparation and top-k search."""
+
+    names: list[str]
+    concept_ids: list[str]
+    normalizer: Normalizer
+
+    def __len__(self) -> int: ...
+    def prepare(self, texts: Sequence[str], show_progress: bool | None = None) -> Any: ...
+    def search(self, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class Candidate(NamedTuple):
@@ -21,7 +34,7 @@ class Candidate(NamedTuple):
 
 
 class Linker:
-    """Links mentions to the concepts of a :class:`DictionaryIndex`.
+    """Links mentions to the concepts of an index (dense :class:`DictionaryIndex`, sparse or hybrid).
 
     Each mention gets up to ``k`` distinct concepts (the best-scoring name of each),
     best first.
@@ -32,15 +45,13 @@ class Linker:
         [Candidate(concept_id='HP:0001658', name='Myocardial infarction', score=0.83), ...]
     """
 
-    def __init__(self, index: DictionaryIndex, k: int = 5, batch_size: int | None = None):
-        if index.encoder is None:
+    def __init__(self, index: SearchIndex, k: int = 5):
+        if getattr(index, "encoder", True) is None:
             raise ValueError("the index has no encoder: build it with one or open it with DictionaryIndex.load")
         if k < 1:
             raise ValueError(f"k must be at least 1, not {k}")
         self.index = index
-        self.encoder = index.encoder
         self.k = k
-        self.batch_size = batch_size
 
     @classmethod
     def load(cls, path: str | Path, k: int = 5, **encoder_options) -> Linker:
@@ -68,20 +79,18 @@ class Linker:
         results: list[list[Candidate]] = [[] for _ in items]
         todo = [i for i, t in enumerate(texts) if t]
         if todo:
-            vectors = self.encoder.encode(
-                [texts[i] for i in todo], batch_size=self.batch_size, show_progress=show_progress
-            )
-            for row, candidates in zip(todo, self._top_concepts(vectors, k)):
+            queries = self.index.prepare([texts[i] for i in todo], show_progress=show_progress)
+            for row, candidates in zip(todo, self._top_concepts(queries, len(todo), k)):
                 results[row] = candidates
         return results[0] if single else results
 
-    def _top_concepts(self, vectors: np.ndarray, k: int) -> list[list[Candidate]]:
+    def _top_concepts(self, queries, n_queries: int, k: int) -> list[list[Candidate]]:
         n_entries = len(self.index)
         fetch = min(n_entries, max(4 * k, k + 16))
-        out: list[list[Candidate] | None] = [None] * len(vectors)
-        pending = np.arange(len(vectors))
+        out: list[list[Candidate] | None] = [None] * n_queries
+        pending = np.arange(n_queries)
         while len(pending):
-            scores, positions = self.index.search(vectors[pending], fetch)
+            scores, positions = self.index.search(queries[pending], fetch)
             retry = []
             for row, s_row, p_row in zip(pending, scores, positions):
                 best: dict[str, Candidate] = {}

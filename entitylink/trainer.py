@@ -91,7 +91,6 @@ class TrainingConfig:
     temperature: float = 0.2
     dropout: float = 0.1
     span_mask_chars: int = 0
-    pairs_per_concept: int = 1
     hard_negatives: bool = False
     seed: int = 0
 
@@ -101,14 +100,14 @@ class MirrorTrainer:
 
     Args:
         encoder: an :class:`Encoder` (trained in place, no second load) or a model id/path.
-        mode: ``"mirror"`` (a name and itself), ``"synonym"`` (two names of one concept)
-            or ``"both"``.
-        n_names: names sampled for training (after normalisation and dedupe); ``None`` = all.
+        mode: ``"mirror"`` (a name and itself), ``"synonym"`` (each name with a random other
+            name of its concept) or ``"both"``.
+        n_names: names sampled for training (after normalisation and dedupe; in synonym mode,
+            names of whole concepts with two or more names); ``None`` = all.
         epochs, batch_size, learning_rate, weight_decay: optimisation (AdamW).
         temperature: InfoNCE temperature (0.2 for words/names, 0.04 in the sentence setting).
         dropout: dropout probability of the model while training (the views differ by it).
         span_mask_chars: mask a random span of this many characters in the second view (0 = off).
-        pairs_per_concept: synonym pairs drawn per concept and epoch.
         hard_negatives: build batches of similar names (nearest neighbours under the
             current model), so in-batch negatives are hard.
         seed: fixes sampling, order, masking and dropout: the same seed gives the same model.
@@ -135,7 +134,6 @@ class MirrorTrainer:
         temperature: float = 0.2,
         dropout: float = 0.1,
         span_mask_chars: int = 0,
-        pairs_per_concept: int = 1,
         hard_negatives: bool = False,
         seed: int = 0,
         precision: Literal["auto", "fp32", "bf16"] = "auto",
@@ -158,7 +156,7 @@ class MirrorTrainer:
         self.config = TrainingConfig(
             mode=mode, n_names=n_names, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
             weight_decay=weight_decay, temperature=temperature, dropout=dropout, span_mask_chars=span_mask_chars,
-            pairs_per_concept=pairs_per_concept, hard_negatives=hard_negatives, seed=seed,
+            hard_negatives=hard_negatives, seed=seed,
         )
         set_dropout(self.encoder.model, dropout)
         self.precision = self.encoder.precision if precision == "auto" else precision
@@ -204,11 +202,10 @@ class MirrorTrainer:
         next_group = 0
         text_group: dict[str, int] = {}
         for i, names in enumerate(groups):
-            for name in names:
+            for j, name in enumerate(names):
                 text_group.setdefault(name, i)
-            for _ in range(self.config.pairs_per_concept):
-                a, b = rng.sample(names, 2)
-                pairs.append((a, b, i))
+                other = rng.randrange(len(names) - 1)
+                pairs.append((name, names[other + (other >= j)], i))
         next_group = len(groups)
         for text in mirror:
             group = text_group.get(text)
@@ -282,7 +279,7 @@ class MirrorTrainer:
         if not mirror and not groups and not extra:
             raise EntityLinkError("nothing to train on: no names (mirror) or concepts with two names (synonym)")
         self.data_fingerprint = _fingerprint(mirror, groups, extra)
-        n_pairs = len(mirror) + len(groups) * cfg.pairs_per_concept + len(extra)
+        n_pairs = len(mirror) + sum(len(g) for g in groups) + len(extra)
         logger.info("training %s on %d pairs per epoch (%d names, %d synonym groups, %d extra pairs), precision %s",
                     cfg.mode, n_pairs, len(mirror), len(groups), len(extra), self.precision)
 
