@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--learning-rate", type=float, default=2e-5)
     p.add_argument("--temperature", type=float, default=0.2, help="InfoNCE temperature (default 0.2)")
     p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--drophead", type=float, default=0.0, help="attention-head drop probability (default 0 = off)")
     p.add_argument("--span-mask-chars", type=int, default=0, help="mask a random span of k characters (0 = off)")
     p.add_argument("--hard-negatives", action="store_true", help="batches of nearest neighbours")
     p.add_argument("--seed", type=int, default=0)
@@ -164,7 +165,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                       precision=args.precision, device=args.device)
     trainer = MirrorTrainer(
         encoder, mode=args.mode, n_names=args.n_names, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, temperature=args.temperature, dropout=args.dropout,
+        learning_rate=args.learning_rate, temperature=args.temperature, dropout=args.dropout, drophead=args.drophead,
         span_mask_chars=args.span_mask_chars, hard_negatives=args.hard_negatives, seed=args.seed,
         checkpoint_every=args.checkpoint_every, out=args.out,
     )

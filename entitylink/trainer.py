@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ._atomic import atomic_directory, atomic_write_text
-from .augment import mask_random_span, set_dropout
+from .augment import DropHead, mask_random_span, set_dropout
 from .encoder import Encoder
 from .errors import DataFormatError, EntityLinkError
 from .hardware import describe_cpu
@@ -90,6 +90,7 @@ class TrainingConfig:
     weight_decay: float = 0.01
     temperature: float = 0.2
     dropout: float = 0.1
+    drophead: float = 0.0
     span_mask_chars: int = 0
     hard_negatives: bool = False
     seed: int = 0
@@ -107,6 +108,7 @@ class MirrorTrainer:
         epochs, batch_size, learning_rate, weight_decay: optimisation (AdamW).
         temperature: InfoNCE temperature (0.2 for words/names, 0.04 in the sentence setting).
         dropout: dropout probability of the model while training (the views differ by it).
+        drophead: probability of dropping each attention head per example while training (0 = off).
         span_mask_chars: mask a random span of this many characters in the second view (0 = off).
         hard_negatives: build batches of similar names (nearest neighbours under the
             current model), so in-batch negatives are hard.
@@ -133,6 +135,7 @@ class MirrorTrainer:
         weight_decay: float = 0.01,
         temperature: float = 0.2,
         dropout: float = 0.1,
+        drophead: float = 0.0,
         span_mask_chars: int = 0,
         hard_negatives: bool = False,
         seed: int = 0,
@@ -155,7 +158,8 @@ class MirrorTrainer:
         self.encoder = encoder if isinstance(encoder, Encoder) else Encoder(encoder, precision=precision)
         self.config = TrainingConfig(
             mode=mode, n_names=n_names, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-            weight_decay=weight_decay, temperature=temperature, dropout=dropout, span_mask_chars=span_mask_chars,
+            weight_decay=weight_decay, temperature=temperature, dropout=dropout, drophead=drophead,
+            span_mask_chars=span_mask_chars,
             hard_negatives=hard_negatives, seed=seed,
         )
         set_dropout(self.encoder.model, dropout)
@@ -301,7 +305,10 @@ class MirrorTrainer:
         total_steps = sum(len(self._batches(self._epoch_pairs(e, mirror, groups, extra))) for e in range(cfg.epochs)) \
             if not cfg.hard_negatives else None
         show = self.show_progress if self.show_progress is not None else True
-        with tqdm(total=total_steps, initial=step, unit="step", desc=f"training ({cfg.mode})", disable=not show) as bar:
+        with (
+            tqdm(total=total_steps, initial=step, unit="step", desc=f"training ({cfg.mode})", disable=not show) as bar,
+            DropHead(model, cfg.drophead),
+        ):
             for epoch in range(start_epoch, cfg.epochs):
                 batches = self._batches(self._epoch_pairs(epoch, mirror, groups, extra))
                 model.train()

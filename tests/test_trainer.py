@@ -171,3 +171,27 @@ def test_bad_settings(tiny_encoder):
         MirrorTrainer(tiny_encoder, mode="synonym", show_progress=False).fit(["a", "b"])
     plain = MirrorTrainer(tiny_encoder, show_progress=False)
     assert plain.fit(Ontology.from_pairs([("A", "fever"), ("B", "cough"), ("C", "rash")])).history
+
+
+def test_drophead_makes_views_differ_only_while_training(tiny_encoder):
+    from entitylink.augment import DropHead
+
+    batch = tiny_encoder.tokenize(["heart attack", "fits"])
+    set_dropout(tiny_encoder.model, 0.0)
+    tiny_encoder.model.train()
+    torch.manual_seed(0)
+    with DropHead(tiny_encoder.model, 0.5) as drop:
+        assert len(drop.handles) == 2  # one per layer of the tiny BERT
+        assert not torch.allclose(tiny_encoder.forward(batch), tiny_encoder.forward(batch))
+        tiny_encoder.model.eval()
+        with torch.no_grad():
+            assert torch.equal(tiny_encoder.forward(batch), tiny_encoder.forward(batch))
+    tiny_encoder.model.train()
+    assert torch.allclose(tiny_encoder.forward(batch), tiny_encoder.forward(batch), atol=1e-6)
+    with pytest.raises(ValueError, match="drophead"):
+        DropHead(tiny_encoder.model, 1.0)
+
+
+def test_training_with_drophead_and_span_masking(tiny_encoder, medic_example):
+    t = trainer(tiny_encoder, epochs=1, drophead=0.2, span_mask_chars=3, dropout=0.0).fit(medic_example)
+    assert t.history and t.training_record()["drophead"] == 0.2
