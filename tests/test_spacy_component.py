@@ -1,0 +1,120 @@
+import pytest
+
+spacy = pytest.importorskip("spacy")
+
+from entitylink import DictionaryIndex, Ontology  # noqa: E402
+
+ABSTRACT = (
+    "Ankylosing spondylitis (AS) is a chronic inflammatory disease. We studied 120 patients with AS, "
+    "of whom 14 had a heart attack and 30 had high blood pressure. Fits were rare."
+)
+ONTOLOGY = Ontology.from_pairs([
+    ("D013167", "Ankylosing spondylitis"), ("D013167", "Bechterew disease"),
+    ("D009203", "Heart attack"), ("D009203", "Myocardial infarction"),
+    ("D006973", "High blood pressure"), ("D006973", "Hypertension"),
+    ("D012640", "Seizures"), ("D012640", "Fits"),
+    ("D001172", "Rheumatoid arthritis"),
+])
+PATTERNS = [{"label": "DISEASE", "pattern": p} for p in
+            ["Ankylosing spondylitis", "AS", "heart attack", "high blood pressure", "Fits", "chronic inflammatory disease"]]
+
+
+@pytest.fixture
+def index_dir(tiny_encoder, tmp_path):
+    DictionaryIndex.build(ONTOLOGY, tiny_encoder).save(tmp_path / "index")
+    return tmp_path / "index"
+
+
+def make_nlp(index_dir, **config):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns(PATTERNS)
+    nlp.add_pipe("entitylink", config={"index": str(index_dir), "precision": "fp32", **config})
+    return nlp
+
+
+def links(doc):
+    return [(e.text, e.kb_id_, [cid for cid, _ in e._.kb_ents]) for e in doc.ents]
+
+
+def test_links_entities_and_sets_kb_ids(index_dir):
+    doc = make_nlp(index_dir, threshold=0.99)(ABSTRACT)
+    found = {text: kb_id for text, kb_id, _ in links(doc)}
+    assert found["Ankylosing spondylitis"] == "D013167"
+    assert found["heart attack"] == "D009203" and found["high blood pressure"] == "D006973"
+    assert found["Fits"] == "D012640"
+    ent = doc.ents[0]
+    assert ent._.kb_ents[0][0] == "D013167" and ent._.kb_ents[0][1] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_abbreviation_links_as_its_long_form(index_dir):
+    doc = make_nlp(index_dir, threshold=0.99)(ABSTRACT)
+    short_forms = [e for e in doc.ents if e.text == "AS"]
+    assert len(short_forms) == 2 and all(e.kb_id_ == "D013167" for e in short_forms)
+    plain = make_nlp(index_dir, threshold=0.99, resolve_abbreviations=False)(ABSTRACT)
+    assert all(e.kb_id_ == "" for e in plain.ents if e.text == "AS")
+
+
+def test_threshold_is_a_nil_decision(index_dir):
+    doc = make_nlp(index_dir, threshold=0.99)(ABSTRACT)
+    vague = [e for e in doc.ents if e.text == "chronic inflammatory disease"][0]
+    assert vague.kb_id_ == "" and vague._.kb_ents == []
+    everything = make_nlp(index_dir, threshold=-1.0, k=3)(ABSTRACT)
+    vague = [e for e in everything.ents if e.text == "chronic inflammatory disease"][0]
+    assert vague.kb_id_ != "" and len(vague._.kb_ents) == 3
+
+
+def test_empty_docs_docs_without_entities_and_long_docs(index_dir):
+    nlp = make_nlp(index_dir)
+    assert list(nlp("").ents) == []
+    assert list(nlp("Nothing to see here.").ents) == []
+    long_doc = nlp(" ".join([ABSTRACT] * 200))
+    assert len(long_doc.ents) == 200 * 7
+    assert long_doc.ents[-1].kb_id_ == long_doc.ents[6].kb_id_
+
+
+def test_pipe_batches_all_docs_into_one_linker_call(index_dir, monkeypatch):
+    nlp = make_nlp(index_dir, threshold=0.99)
+    component = nlp.get_pipe("entitylink")
+    calls = []
+    real = component.linker.link
+
+    def counting(mentions, **kw):
+        calls.append(len(mentions))
+        return real(mentions, **kw)
+
+    monkeypatch.setattr(component.linker, "link", counting)
+    docs = list(nlp.pipe([ABSTRACT, "A heart attack.", "No entities."], batch_size=8))
+    assert calls == [7 + 1]  # one call for all entities of the three docs
+    assert [e.kb_id_ for e in docs[1].ents] == ["D009203"]
+
+
+def test_round_trip_through_nlp_to_disk_and_spacy_load(index_dir, tmp_path):
+    nlp = make_nlp(index_dir, threshold=0.5, k=2)
+    expected = links(nlp(ABSTRACT))
+    nlp.to_disk(tmp_path / "pipeline")
+    index_dir.rename(tmp_path / "moved-away")  # the saved pipeline must not need the original index
+    loaded = spacy.load(tmp_path / "pipeline")
+    component = loaded.get_pipe("entitylink")
+    assert component.k == 2 and component.threshold == 0.5
+    assert links(loaded(ABSTRACT)) == expected
+
+
+def test_missing_index_is_a_clear_error():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns(PATTERNS)
+    nlp.add_pipe("entitylink")
+    with pytest.raises(ValueError, match="has no index"):
+        nlp("A heart attack.")
+
+
+def test_uses_scispacy_abbreviation_detector_when_present(index_dir):
+    pytest.importorskip("scispacy")
+    from scispacy.abbreviation import AbbreviationDetector  # noqa: F401
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("abbreviation_detector")
+    nlp.add_pipe("entity_ruler").add_patterns(PATTERNS)
+    nlp.add_pipe("entitylink", config={"index": str(index_dir), "precision": "fp32", "threshold": 0.99})
+    doc = nlp(ABSTRACT)
+    assert doc._.abbreviations
+    assert all(e.kb_id_ == "D013167" for e in doc.ents if e.text == "AS")
