@@ -15,8 +15,8 @@ ONTOLOGY = Ontology.from_pairs([
     ("D012640", "Seizures"), ("D012640", "Fits"),
     ("D001172", "Rheumatoid arthritis"),
 ])
-PATTERNS = [{"label": "DISEASE", "pattern": p} for p in
-            ["Ankylosing spondylitis", "AS", "heart attack", "high blood pressure", "Fits", "chronic inflammatory disease"]]
+TERMS = ["Ankylosing spondylitis", "AS", "heart attack", "high blood pressure", "Fits", "chronic inflammatory disease"]
+PATTERNS = [{"label": "DISEASE", "pattern": term} for term in TERMS]
 
 
 @pytest.fixture
