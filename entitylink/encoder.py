@@ -116,6 +116,7 @@ class Encoder:
         self.model.to(self.device)
         self.model.eval()
         self._takes_token_types = "token_type_ids" in self.tokenizer.model_input_names
+        self._warned_truncation = False
 
     # ---------------------------------------------------------------- properties
     @property
@@ -188,6 +189,8 @@ class Encoder:
                 ids = self.tokenizer(chunk, truncation=True, max_length=self.max_length, add_special_tokens=True)[
                     "input_ids"
                 ]
+                if not self._warned_truncation:
+                    self._warn_if_truncated(chunk, ids)
                 order = np.argsort([-len(x) for x in ids], kind="stable")
                 for b in range(math.ceil(len(order) / bs)):
                     rows = order[b * bs : (b + 1) * bs]
@@ -199,6 +202,19 @@ class Encoder:
         if was_training:
             self.model.train()
         return out[0] if single else out
+
+    def _warn_if_truncated(self, texts: list[str], ids: list[list[int]]) -> None:
+        full = [i for i, row in enumerate(ids) if len(row) == self.max_length]
+        if not full:
+            return
+        lengths = self.tokenizer([texts[i] for i in full], add_special_tokens=True)["input_ids"]
+        longer = sum(len(row) > self.max_length for row in lengths)
+        if longer:
+            self._warned_truncation = True
+            logger.warning(
+                "%d text(s) longer than max_length=%d tokens were truncated (e.g. %r); "
+                "this warning is shown once per encoder", longer, self.max_length, texts[full[0]][:60],
+            )
 
     # ---------------------------------------------------------------- saving
     def save(self, path: str | Path, extra_config: dict | None = None) -> Path:

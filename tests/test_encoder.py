@@ -98,3 +98,12 @@ def test_bad_options(tiny_model):
         Encoder(tiny_model, precision="int8")
     with pytest.raises(ValueError, match="max_length"):
         Encoder(tiny_model, max_length=1)
+
+
+def test_truncation_is_warned_once(tiny_model, caplog):
+    enc = Encoder(tiny_model, max_length=8, precision="fp32")
+    enc.encode(["heart attack"])
+    assert "truncated" not in caplog.text
+    enc.encode(["heart " * 50, "fits"])
+    enc.encode(["attack " * 5000])  # a 35k-character name: no crash, no second warning
+    assert caplog.text.count("truncated") == 1
