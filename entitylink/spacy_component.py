@@ -73,11 +73,13 @@ class EntityLinkerComponent:
                     f"the '{self.name}' component has no index: pass config={{'index': 'path/to/index'}} "
                     "to nlp.add_pipe, or load a saved pipeline"
                 )
-            self._linker = Linker(DictionaryIndex.load(self.index_path, precision=self.precision), k=self.k)
-        return self._linker
+            self.set_index(DictionaryIndex.load(self.index_path, precision=self.precision))
+        return self._linker  # type: ignore[return-value]
 
     def set_index(self, index: DictionaryIndex) -> None:
         """Use an index already in memory (e.g. one just built)."""
+        if index.encoder is not None:
+            index.encoder.batch_size = self.batch_size
         self._linker = Linker(index, k=self.k)
 
     # ---------------------------------------------------------------- processing
@@ -160,7 +162,7 @@ class EntityLinkerComponent:
         model = str(path / "model") if settings["model"] != DEFAULT_MODEL else DEFAULT_MODEL
         encoder = Encoder(model, pooling=meta["pooling"], max_length=meta["max_length"], precision=self.precision)
         self.index_path = str(path / "index")
-        self._linker = Linker(DictionaryIndex.load(path / "index", encoder=encoder), k=self.k)
+        self.set_index(DictionaryIndex.load(path / "index", encoder=encoder))
         return self
 
 

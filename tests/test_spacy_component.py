@@ -99,6 +99,11 @@ def test_round_trip_through_nlp_to_disk_and_spacy_load(index_dir, tmp_path):
     assert links(loaded(ABSTRACT)) == expected
 
 
+def test_batch_size_reaches_the_encoder(index_dir):
+    nlp = make_nlp(index_dir, batch_size=7)
+    assert nlp.get_pipe("entitylink").linker.index.encoder.batch_size == 7
+
+
 def test_missing_index_is_a_clear_error():
     nlp = spacy.blank("en")
     nlp.add_pipe("entity_ruler").add_patterns(PATTERNS)
