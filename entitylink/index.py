@@ -213,7 +213,11 @@ def dictionary_entries(ontology: Ontology, normalizer: Normalizer, merge_shared_
     """The rows an index holds: ``name`` (first spelling), ``text`` (normalised) and ``concept_id``."""
     frame = ontology.frame[["concept_id", "name"]]
     frame = frame.assign(text=frame["name"].map(normalizer))
-    frame = frame[frame["text"] != ""].drop_duplicates(subset=["concept_id", "text"])
+    empty = frame["text"] == ""
+    if empty.any():
+        logger.warning("%s: %d name(s) normalise to nothing and are left out (e.g. %r)",
+                       ontology.name, int(empty.sum()), frame.loc[empty, "name"].iloc[0])
+    frame = frame[~empty].drop_duplicates(subset=["concept_id", "text"])
     if not merge_shared_names:
         return frame[["name", "text", "concept_id"]].reset_index(drop=True)
     grouped = frame.groupby("text", sort=False)

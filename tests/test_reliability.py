@@ -1,0 +1,130 @@
+"""Bad input gives one clear error (file, line, what was expected) or a documented warning; interrupted
+saves leave the previous artefact intact; properties of normalisation and evaluation hold for any input."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from entitylink import DataFormatError, DictionaryIndex, EntityLinkError, Linker, Normalizer, Ontology
+from entitylink.evaluation import first_hit_rank, is_match, query_hit_rank
+from entitylink.pubtator import read_pubtator
+from entitylink.trainer import read_pairs
+
+BAD = Path(__file__).parent / "data" / "bad"
+
+
+@pytest.mark.parametrize(
+    "spec, error, message",
+    [
+        ("umls:truncated_MRCONSO.RRF", DataFormatError, r"truncated_MRCONSO.RRF:4: expected 18 '\|'-separated"),
+        ("tsv:wrong_columns.tsv", DataFormatError, r"wrong_columns.tsv:2: expected 2 tab-separated fields"),
+        ("medic:latin1_medic.txt", DataFormatError, r"latin1_medic.txt:2: not valid UTF-8"),
+        ("medic:empty.txt", EntityLinkError, r"empty.txt: no names were read"),
+        ("snomed:sct2_Description_Snapshot-en_HEADERONLY.txt", EntityLinkError, r"HEADERONLY.txt: no names were read"),
+        ("obo:broken_stanza.obo", DataFormatError, r"broken_stanza.obo:7: \[Term\] stanza has no 'id:' line"),
+    ],
+)
+def test_bad_ontology_files(spec, error, message):
+    kind, name = spec.split(":")
+    with pytest.raises(error, match=message):
+        Ontology.load(f"{kind}:{BAD / name}")
+
+
+def test_bom_and_crlf_load_cleanly():
+    onto = Ontology.load(f"medic:{BAD / 'bom_crlf_medic.txt'}")
+    assert onto.names == ["Flu", "Grippe", "Cold"] and onto.concept_ids == ["D1", "D2"]
+
+
+def test_shared_names_and_names_that_normalise_to_nothing(tiny_encoder, caplog):
+    onto = Ontology.load(f"tsv:{BAD / 'conflicting_and_empty.tsv'}")
+    assert onto.concepts_of("Fever") == ["C1", "C2"]
+    index = DictionaryIndex.build(onto, tiny_encoder)
+    assert "2 name(s) normalise to nothing" in caplog.text
+    assert sorted(index.concept_ids) == ["C1", "C1|C2"]
+
+
+def test_bad_pubtator_and_pairs_files():
+    with pytest.raises(DataFormatError, match=r"bad_offsets_pubtator.txt:3: offsets 3-9 select 'er in '"):
+        read_pubtator(BAD / "bad_offsets_pubtator.txt")
+    with pytest.raises(DataFormatError, match=r"bad_pairs.txt:2: expected 'name\|\|name'"):
+        read_pairs(BAD / "bad_pairs.txt")
+
+
+def test_odd_mentions(tiny_encoder, medic_example):
+    linker = Linker(DictionaryIndex.build(medic_example, tiny_encoder))
+    results = linker.link(["", "   ", "🙂🙂", "x" * 10_000, "heart attack"])
+    assert results[0] == [] and results[1] == [] and results[2] == []  # emoji normalise to nothing
+    assert len(results[3]) == 5 and results[4]
+    assert linker.link([]) == []
+
+
+def test_killed_save_leaves_the_previous_index_intact(medic_example, tiny_encoder, tmp_path):
+    target = tmp_path / "idx"
+    DictionaryIndex.build(medic_example, tiny_encoder).save(target)
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    script = textwrap.dedent(f"""
+        import time, faiss
+        from entitylink import DictionaryIndex, Ontology
+        index = DictionaryIndex.load({str(target)!r}, precision="fp32")
+        index.add(Ontology.from_pairs([("NEW", "brand new disease")]))
+        real = faiss.write_index
+        def slow(faiss_index, filename):
+            real(faiss_index, filename)
+            print("writing", flush=True)
+            time.sleep(120)
+        faiss.write_index = slow
+        index.save({str(target)!r})
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    reopened = DictionaryIndex.load(target, encoder=tiny_encoder)
+    assert "NEW" not in reopened.concept_ids
+
+
+# ------------------------------------------------------------------ properties
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_normalisation_is_idempotent_and_tidy(text):
+    norm = Normalizer()
+    once = norm(text)
+    assert norm(once) == once
+    assert once == once.strip() and "  " not in once
+    assert once.casefold() == once
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.from_regex(r"[A-Z][0-9]{1,3}", fullmatch=True), min_size=1, max_size=4),
+       st.lists(st.from_regex(r"[A-Z][0-9]{1,3}", fullmatch=True), min_size=1, max_size=4))
+def test_composite_id_rules(predicted_ids, gold_ids):
+    predicted, gold = "|".join(predicted_ids), "|".join(gold_ids)
+    assert is_match(predicted, gold) == is_match(gold, predicted) == bool(set(predicted_ids) & set(gold_ids))
+    assert is_match(predicted, "+".join(gold_ids)) == is_match(predicted, gold)
+    ranking = ["X0", predicted]
+    assert first_hit_rank(ranking, gold) == (2 if set(predicted_ids) & set(gold_ids) else None)
+    assert query_hit_rank([ranking, ranking], gold) == first_hit_rank(ranking, gold)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.from_regex(r"[A-Z]{1,3}:[0-9]{1,5}", fullmatch=True),
+                          st.text(alphabet=st.characters(blacklist_categories=["Cc", "Cs", "Zl", "Zp"]),
+                                  min_size=1, max_size=30).filter(lambda s: s.strip() and "||" not in s)),
+                min_size=1, max_size=20))
+def test_tsv_round_trip(tmp_path_factory, rows):
+    path = tmp_path_factory.mktemp("tsv") / "names.tsv"
+    clean = [(cid, name.replace("\t", " ").strip()) for cid, name in rows]
+    clean = [(c, n) for c, n in clean if n and not n.startswith("#")]
+    if not clean:
+        return
+    path.write_text("concept_id\tname\n" + "".join(f"{c}\t{n}\n" for c, n in clean), encoding="utf-8")
+    onto = Ontology.load(f"tsv:{path}")
+    assert set(zip(onto.frame["concept_id"], onto.frame["name"])) == set(clean)
