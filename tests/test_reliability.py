@@ -128,3 +128,49 @@ def test_tsv_round_trip(tmp_path_factory, rows):
     path.write_text("concept_id\tname\n" + "".join(f"{c}\t{n}\n" for c, n in clean), encoding="utf-8")
     onto = Ontology.load(f"tsv:{path}")
     assert set(zip(onto.frame["concept_id"], onto.frame["name"])) == set(clean)
+
+
+def test_meta_json_that_disagrees_with_the_files_is_rejected(medic_example, tiny_encoder, tmp_path):
+    import json
+
+    DictionaryIndex.build(medic_example, tiny_encoder).save(tmp_path / "idx")
+    meta_path = tmp_path / "idx" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["count"] += 1
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(DataFormatError, match="disagree on the count"):
+        DictionaryIndex.load(tmp_path / "idx", encoder=tiny_encoder)
+    meta_path.write_text("{not json")
+    with pytest.raises(DataFormatError, match="meta.json:1: invalid JSON"):
+        DictionaryIndex.load(tmp_path / "idx", encoder=tiny_encoder)
+
+
+def test_training_killed_mid_run_resumes_to_the_same_loss_curve(tiny_model, tmp_path):
+    import csv
+    import time
+
+    from .conftest import ONTOLOGIES
+
+    def command(out, *extra):
+        return [sys.executable, "-m", "entitylink", "-q", "train", "--ontology",
+                f"medic:{ONTOLOGIES / 'example_medic.txt'}", "--model", str(tiny_model), "--precision", "fp32",
+                "--batch-size", "8", "--epochs", "3", "--learning-rate", "1e-3", "--out", str(out), *extra]
+
+    def losses(out):
+        with open(out / "loss.csv") as handle:
+            return [float(row["loss"]) for row in csv.DictReader(handle)]
+
+    subprocess.run(command(tmp_path / "full"), check=True, capture_output=True)
+    expected = losses(tmp_path / "full")
+
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(command(run, "--checkpoint-every", "5"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (run / "checkpoints" / "step-00000010").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.kill()
+    assert proc.wait() != 0, "training finished before it could be killed"
+    assert (run / "checkpoints" / "latest").exists() and not (run / "loss.csv").exists()
+    subprocess.run(command(run, "--checkpoint-every", "5", "--resume"), check=True, capture_output=True)
+    assert losses(run) == pytest.approx(expected, abs=1e-4)
