@@ -121,6 +121,21 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print an index's model, counts, normalisation and build date.")
     p.add_argument("index", type=Path)
 
+    p = sub.add_parser("serve", help="HTTP linking service with a small web page",
+                       description="Serve POST /link, POST /annotate, GET /health, GET /info, the page at / "
+                                   "and OpenAPI docs at /docs.")
+    p.add_argument("--index", required=True, type=Path)
+    p.add_argument("--pipeline", type=Path, default=None,
+                   help="spaCy pipeline for /annotate (default: case-insensitive matching of dictionary names)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("-k", "--k", type=_positive, default=5)
+    p.add_argument("--max-mentions", type=_positive, default=1000, help="mentions per /link request")
+    p.add_argument("--max-text-length", type=_positive, default=100_000, help="characters per /annotate text")
+    p.add_argument("--batch-window-ms", type=float, default=5.0, help="micro-batching window (default 5 ms)")
+    p.add_argument("--no-micro-batching", action="store_true")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+
     p = sub.add_parser("demo", help="the main job on embedded defaults (HPO + packaged MiniLM)",
                        description="Hold out one synonym per HPO concept, index the rest, report acc@1/@5 "
                                    "before and after a short Mirror-BERT tuning, and link a few clinical phrases.")
@@ -250,6 +265,15 @@ def cmd_info(args: argparse.Namespace) -> None:
         print(f"{key:<20} {value}")
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    from .serve import ServiceSettings, serve
+
+    settings = ServiceSettings(max_mentions=args.max_mentions, max_text_length=args.max_text_length,
+                               batch_window_ms=args.batch_window_ms, micro_batching=not args.no_micro_batching)
+    serve(args.index, pipeline=args.pipeline, host=args.host, port=args.port, settings=settings, k=args.k,
+          precision=args.precision)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
@@ -259,7 +283,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 COMMANDS = {
     "train": cmd_train, "index": cmd_index, "link": cmd_link, "evaluate": cmd_evaluate, "info": cmd_info,
-    "demo": cmd_demo,
+    "serve": cmd_serve, "demo": cmd_demo,
 }
 
 

@@ -1,0 +1,210 @@
+"""The HTTP service: endpoints, bad requests, micro-batching, and a real server under faults."""
+
+import asyncio
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+pytest.importorskip("fastapi")
+import httpx  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from entitylink import DictionaryIndex, Linker, Ontology  # noqa: E402
+from entitylink.serve import ServiceSettings, create_app, dictionary_pipeline  # noqa: E402
+
+ONTOLOGY = Ontology.from_pairs([
+    ("D009203", "Heart attack"), ("D009203", "Myocardial infarction"), ("D006973", "High blood pressure"),
+    ("D006973", "Hypertension"), ("D012640", "Seizures"), ("D004827", "Epilepsy"), ("D013167", "Short stature"),
+])
+
+
+@pytest.fixture
+def linker(tiny_encoder):
+    return Linker(DictionaryIndex.build(ONTOLOGY, tiny_encoder), k=3)
+
+
+@pytest.fixture
+def client(linker):
+    app = create_app(linker, dictionary_pipeline(linker), ServiceSettings(max_mentions=10, max_text_length=500))
+    with TestClient(app) as client:
+        yield client
+
+
+def test_health_info_and_page(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    info = client.get("/info").json()
+    assert info["entries"] == 7 and info["model"]["pooling"] == "cls" and info["annotate"] is True
+    page = client.get("/")
+    assert page.status_code == 200 and "<title>entitylink</title>" in page.text
+    assert "/link" in client.get("/openapi.json").json()["paths"]
+
+
+def test_link(client):
+    response = client.post("/link", json={"mentions": ["heart attack", "hypertension", ""], "k": 2})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["mention"] for r in results] == ["heart attack", "hypertension", ""]
+    assert results[0]["candidates"][0]["concept_id"] == "D009203" and len(results[0]["candidates"]) == 2
+    assert results[2]["candidates"] == []
+    assert client.post("/link", json={"mentions": []}).json() == {"results": []}
+
+
+def test_annotate_finds_and_links_dictionary_names(client):
+    text = "A boy with short stature had seizures; later a Heart Attack."
+    entities = client.post("/annotate", json={"text": text}).json()["entities"]
+    assert [(e["text"], e["kb_id"]) for e in entities] == [
+        ("short stature", "D013167"), ("seizures", "D012640"), ("Heart Attack", "D009203"),
+    ]
+    assert all(text[e["start"]:e["end"]] == e["text"] for e in entities)
+    assert entities[0]["candidates"][0]["name"] == "Short stature"
+
+
+@pytest.mark.parametrize(
+    "path, body, status, message",
+    [
+        ("/link", "not json", 422, "invalid request"),
+        ("/link", {"mentions": "heart attack"}, 422, "invalid request"),
+        ("/link", {"mentions": ["a"], "k": 0}, 422, "invalid request"),
+        ("/link", {"mentions": ["a"], "k": 1000}, 422, "k must be at most 100"),
+        ("/link", {"mentions": ["a"] * 11}, 413, "at most 10 mentions"),
+        ("/link", {"mentions": ["a" * 5000]}, 413, "longer than 1000 characters"),
+        ("/link", {"mentions": [1, 2]}, 422, "invalid request"),
+        ("/link", {"mentions": ["a"], "extra": True}, 422, "invalid request"),
+        ("/annotate", {"text": "x" * 1_000_000}, 413, "text longer than 500"),
+        ("/annotate", {}, 422, "invalid request"),
+    ],
+)
+def test_bad_requests_get_a_clear_json_error(client, path, body, status, message):
+    kwargs = {"content": body} if isinstance(body, str) else {"json": body}
+    response = client.post(path, **kwargs)
+    assert response.status_code == status
+    assert message in response.json()["error"]
+    assert client.get("/health").status_code == 200
+
+
+def test_annotate_without_pipeline(linker):
+    with TestClient(create_app(linker)) as client:
+        response = client.post("/annotate", json={"text": "heart attack"})
+        assert response.status_code == 503 and "no spaCy pipeline" in response.json()["error"]
+
+
+def test_concurrent_requests_share_encoder_calls(linker):
+    app = create_app(linker, settings=ServiceSettings(batch_window_ms=50))
+
+    async def run():
+        await app.state.batcher.start()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            responses = await asyncio.gather(*[
+                http.post("/link", json={"mentions": [f"heart attack {i}", "seizures"], "k": 1 + i % 3})
+                for i in range(20)
+            ])
+        await app.state.batcher.stop()
+        return responses
+
+    responses = asyncio.run(run())
+    assert all(r.status_code == 200 for r in responses)
+    assert [len(r.json()["results"][0]["candidates"]) for r in responses] == [1 + i % 3 for i in range(20)]
+    assert app.state.batcher.calls <= 3  # 20 requests, a handful of encoder calls
+
+
+# ------------------------------------------------------------------ a real server process
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(linker, tmp_path):
+    linker.index.save(tmp_path / "idx")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "entitylink", "serve", "--index", str(tmp_path / "idx"), "--port", str(port),
+         "--precision", "fp32", "--batch-window-ms", "1000"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail(f"server did not start: {proc.stdout.read()}")
+    yield base, proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.slow
+def test_client_disconnect_and_timeout_leave_the_server_healthy(server):
+    base, proc = server
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:  # half a request, then gone
+        sock.sendall(b"POST /link HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b'Content-Length: 400\r\n\r\n{"men')
+    with pytest.raises(httpx.TimeoutException):  # the 1 s batch window outlasts a 50 ms client timeout
+        httpx.post(f"{base}/link", json={"mentions": ["heart attack"]}, timeout=0.05)
+    assert httpx.get(f"{base}/health", timeout=5).json() == {"status": "ok"}
+    assert httpx.post(f"{base}/link", json={"mentions": ["seizures"]}, timeout=10).status_code == 200
+    assert proc.poll() is None
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(server):
+    base, proc = server
+    results = []
+
+    def call(i):
+        try:
+            response = httpx.post(f"{base}/link", json={"mentions": [f"heart attack {i}"]}, timeout=30)
+            results.append(response.status_code)
+        except httpx.HTTPError as err:
+            results.append(repr(err))
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    deadline = time.time() + 20
+    while httpx.get(f"{base}/info", timeout=5).json()["requests"] < 8 and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)  # all 8 are inside the server, most waiting in the 1 s batch window
+    for thread in threads:
+        thread.join(30)
+    # uvicorn shuts down gracefully, then re-raises SIGTERM: the conventional exit status of a terminated service
+    assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    assert results == [200] * 8
+    log = proc.stdout.read()
+    assert "Waiting for application shutdown" in log and "Finished server process" in log
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (Debian: apt-get install chromium)")
+def test_page_in_a_headless_browser(server, tmp_path):
+    base, _ = server
+    text = "A boy with short stature had seizures."
+    url = f"{base}/?{urllib.parse.urlencode({'text': text})}"
+    run = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120,
+    )
+    dom = run.stdout
+    assert 'data-state="done"' in dom and 'data-entities="2"' in dom, run.stderr[-2000:]
+    assert 'data-kb-id="D013167"' in dom and 'data-kb-id="D012640"' in dom
