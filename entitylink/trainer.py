@@ -156,6 +156,7 @@ class MirrorTrainer:
         if checkpoint_every is not None and out is None:
             raise ValueError("checkpoint_every needs an output directory (out=...)")
         self.encoder = encoder if isinstance(encoder, Encoder) else Encoder(encoder, precision=precision)
+        self.base_model = self.encoder.model_id
         self.config = TrainingConfig(
             mode=mode, n_names=n_names, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
             weight_decay=weight_decay, temperature=temperature, dropout=dropout, drophead=drophead,
@@ -336,6 +337,8 @@ class MirrorTrainer:
                         self._save_checkpoint(optimizer, epoch, i + 1, step, mask_rng)
         model.eval()
         self.seconds = time.perf_counter() - started
+        # The weights are no longer those of the base model: an index built now must not claim them.
+        self.encoder.model_id = f"{self.base_model} (tuned by entitylink, not saved)"
         if self.out is not None:
             self.save(self.out)
         return self
@@ -348,7 +351,7 @@ class MirrorTrainer:
             "precision": self.precision,
             "pooling": self.encoder.pooling,
             "max_length": self.encoder.max_length,
-            "base_model": self.encoder.model_id,
+            "base_model": self.base_model,
             "normalizer": self.normalizer.to_dict(),
             "data_fingerprint": self.data_fingerprint,
             "steps": len(self.history),
@@ -372,12 +375,14 @@ class MirrorTrainer:
             self.encoder.tokenizer.save_pretrained(tmp)
             (tmp / "entitylink_encoder.json").write_text(json.dumps(
                 {"pooling": self.encoder.pooling, "max_length": self.encoder.max_length,
-                 "base_model": self.encoder.model_id}, indent=2))
+                 "base_model": record["base_model"]}, indent=2))
             (tmp / TRAINING_CONFIG).write_text(json.dumps(record, indent=2, default=str))
             (tmp / "loss.csv").write_text(self.loss_csv())
             _plot_loss(self.history, tmp / "loss.png")
             if (path / "checkpoints").is_dir():
                 (path / "checkpoints").rename(tmp / "checkpoints")
+        # From now on the encoder is the saved model: indexes built with it can reopen it from there.
+        self.encoder.model_id = str(path.resolve())
         logger.info("saved tuned model to %s", path)
         return path
 

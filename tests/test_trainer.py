@@ -195,3 +195,18 @@ def test_drophead_makes_views_differ_only_while_training(tiny_encoder):
 def test_training_with_drophead_and_span_masking(tiny_encoder, medic_example):
     t = trainer(tiny_encoder, epochs=1, drophead=0.2, span_mask_chars=3, dropout=0.0).fit(medic_example)
     assert t.history and t.training_record()["drophead"] == 0.2
+
+
+def test_index_of_a_tuned_model_reopens_with_that_model(tiny_model, medic_example, tmp_path):
+    from entitylink import DictionaryIndex, IndexMismatchError, Linker
+
+    encoder = Encoder(tiny_model, precision="fp32")
+    t = trainer(encoder, epochs=1).fit(medic_example)
+    assert "tuned by entitylink, not saved" in encoder.model_id
+    t.save(tmp_path / "tuned")
+    assert encoder.model_id == str((tmp_path / "tuned").resolve())
+    DictionaryIndex.build(medic_example, encoder).save(tmp_path / "idx")
+    linker = Linker.load(tmp_path / "idx", precision="fp32")  # loads the tuned model, fingerprint matches
+    assert linker.link("NIDDM")[0].concept_id == "D003924"
+    with pytest.raises(IndexMismatchError):
+        DictionaryIndex.load(tmp_path / "idx", encoder=Encoder(tiny_model, precision="fp32"))
