@@ -1,0 +1,141 @@
+"""Encoding speed, side by side in one run on one machine (issue 7).
+
+    python -m benchmarks.speed --data ../shared/data --n 20000
+
+Encodes the same MEDIC names with
+  (a) a plain fp32 ``transformers`` loop that pads every batch to max_length,
+  (b) ``sentence-transformers`` ``encode``,
+  (c) our ``Encoder`` in fp32,
+  (d) our ``Encoder`` with ``precision="auto"`` (bf16 where the CPU has AMX/AVX512-BF16),
+and reports names/s, the ratio to (a) and (b), the smallest cosine to fp32, and the change of acc@1 on
+the NCBI-disease test split (MEDIC + train/dev dictionary) when the dictionary is encoded that way.
+Falls back to HPO names when ``--data`` has no MEDIC file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from entitylink import Encoder, Ontology
+from entitylink._atomic import atomic_write_text
+from entitylink.encoder import default_model_path, pool
+from entitylink.hardware import describe_cpu
+from entitylink.normalize import Normalizer
+
+
+def plain_loop(names: list[str], model_path: str, batch_size: int, max_length: int) -> np.ndarray:
+    """The baseline most research code uses: fixed-length padding, fp32, no length sorting."""
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModel.from_pretrained(model_path).eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(names), batch_size):
+            batch = tokenizer(names[start : start + batch_size], padding="max_length", truncation=True,
+                              max_length=max_length, return_tensors="pt")
+            hidden = model(**batch).last_hidden_state
+            vectors = pool(hidden, batch["attention_mask"], "mean")
+            out.append(torch.nn.functional.normalize(vectors, dim=-1).numpy())
+    return np.vstack(out)
+
+
+def sentence_transformers_encode(names: list[str], model_path: str, batch_size: int, max_length: int) -> np.ndarray:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(model_path, device="cpu")
+    model.max_seq_length = max_length
+    return model.encode(names, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
+
+
+def timed(fn, repeats: int) -> tuple[float, np.ndarray]:
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def ncbi_acc1(data: Path, encoder: Encoder) -> float | None:
+    """acc@1 on NCBI test when the dictionary is encoded with ``encoder``."""
+    from benchmarks.ncbi_disease import Benchmark, dense, run_settings
+    from entitylink.preprocess import QueryPreprocessor, read_spelling
+
+    if not (data / "ncbi-disease").is_dir():
+        return None
+    spelling = read_spelling(data / "medic" / "ncbi-spell-check.txt")
+    bench = Benchmark(data, QueryPreprocessor(spelling=spelling))
+    return run_settings(dense(encoder), bench)["test"]["acc@1"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--max-length", type=int, default=25)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--no-accuracy", action="store_true", help="skip the NCBI acc@1 comparison")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speed.json"))
+    args = parser.parse_args(argv)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    medic = args.data / "medic" / "medic_06Jul2012.txt"
+    source = Ontology.load(f"medic:{medic}") if medic.is_file() else Ontology.load("hpo")
+    names = Normalizer().normalize_all(list(dict.fromkeys(source.names)))[: args.n]
+    model_path = str(default_model_path())
+    bs, ml = args.batch_size, args.max_length
+
+    rows: dict[str, dict] = {}
+    vectors: dict[str, np.ndarray] = {}
+    runs = {
+        "(a) transformers loop, fp32, pad to max_length": lambda: plain_loop(names, model_path, bs, ml),
+        "(b) sentence-transformers encode": lambda: sentence_transformers_encode(names, model_path, bs, ml),
+    }
+    encoders = {
+        "(c) entitylink Encoder, fp32": Encoder("default", pooling="mean", precision="fp32", batch_size=bs),
+        "(d) entitylink Encoder, precision=auto": Encoder("default", pooling="mean", precision="auto", batch_size=bs),
+    }
+    for label, encoder in encoders.items():
+        encoder.encode(names[:512], show_progress=False)
+        runs[label] = lambda e=encoder: e.encode(names, show_progress=False)
+    for label, fn in runs.items():
+        seconds, vectors[label] = timed(fn, args.repeats)
+        rows[label] = {"seconds": round(seconds, 2), "names_per_s": round(len(names) / seconds, 1)}
+        print(f"{label}: {rows[label]}", flush=True)
+    a, b = (rows[k]["names_per_s"] for k in list(rows)[:2])
+    reference = vectors["(c) entitylink Encoder, fp32"]
+    for label, row in rows.items():
+        row["vs_a"] = round(row["names_per_s"] / a, 2)
+        row["vs_b"] = round(row["names_per_s"] / b, 2)
+        row["min_cosine_vs_fp32"] = round(float((vectors[label] * reference).sum(1).min()), 5)
+    encoders["(d) entitylink Encoder, precision=auto"].encode(["warm"], show_progress=False)
+    record = {"names": len(names), "source": source.name, "batch_size": bs, "max_length": ml, "results": rows,
+              "auto_resolved_to": encoders["(d) entitylink Encoder, precision=auto"].precision,
+              "machine": describe_cpu(), "date": time.strftime("%Y-%m-%d")}
+    if not args.no_accuracy:
+        record["ncbi_test_acc@1"] = {
+            label: ncbi_acc1(args.data, encoder) for label, encoder in encoders.items()
+        }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out, json.dumps(record, indent=2))
+    print("| encoder | names/s | vs (a) | vs (b) | min cosine vs fp32 |\n|---|---|---|---|---|")
+    for label, row in rows.items():
+        print(f"| {label} | {row['names_per_s']} | {row['vs_a']}x | {row['vs_b']}x | {row['min_cosine_vs_fp32']} |")
+    if "ncbi_test_acc@1" in record:
+        print("NCBI test acc@1 (mean pooling):", record["ncbi_test_acc@1"])
+    print(f"{record['machine']}; precision=auto -> {record['auto_resolved_to']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
