@@ -164,10 +164,11 @@ def cmd_index(args: argparse.Namespace) -> None:
     ontology = Ontology.load(args.ontology, **options)
     print(f"{ontology.name}: {len(ontology)} names of {ontology.n_concepts} concepts", file=sys.stderr)
     encoder = Encoder(args.model, pooling=args.pooling, max_length=args.max_length, **_encoder_kwargs(args))
-    index = DictionaryIndex.build(ontology, encoder, merge_shared_names=not args.no_merge_shared_names,
-                                  show_progress=True)
-    index.save(args.out)
-    print(f"wrote {args.out}: {len(index)} entries, dim {index.dim}", file=sys.stderr)
+    # Under torchrun every rank encodes a shard; rank 0 writes the index.
+    index = DictionaryIndex.build_sharded(ontology, encoder, args.out,
+                                          merge_shared_names=not args.no_merge_shared_names, show_progress=True)
+    if index is not None:
+        print(f"wrote {args.out}: {len(index)} entries, dim {index.dim}", file=sys.stderr)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -191,6 +192,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_link(args: argparse.Namespace) -> None:
+    import io
+
+    from ._atomic import atomic_write_text
+    from .distributed import context
     from .linker import Linker
     from .loaders import read_lines
 
@@ -199,22 +204,43 @@ def cmd_link(args: argparse.Namespace) -> None:
         mentions = [line.rstrip("\r\n") for line in sys.stdin]
     else:
         mentions = [text for _, text in read_lines(args.input)]
+    ctx = context(linker.index.encoder.device)
+    if ctx.active:
+        # Under torchrun each rank links a contiguous shard; rank 0 joins the parts in input order.
+        if args.input == "-":
+            raise ValueError("under torchrun, give the mentions as --input FILE (stdin reaches rank 0 only)")
+        if args.output == "-":
+            raise ValueError("under torchrun, give --output FILE")
+        share = -(-len(mentions) // ctx.world)
+        mine = mentions[ctx.rank * share : (ctx.rank + 1) * share]
+        buffer = io.StringIO()
+        _write_links(buffer, args.format, mine, linker.link(mine), header=False)
+        parts = Path(f"{args.output}.parts")
+        parts.mkdir(exist_ok=True)
+        atomic_write_text(parts / f"part-{ctx.rank}", buffer.getvalue())
+        ctx.barrier()
+        if ctx.is_main:
+            header = "mention\trank\tconcept_id\tname\tscore\n" if args.format == "tsv" else ""
+            joined = header + "".join((parts / f"part-{r}").read_text(encoding="utf-8") for r in range(ctx.world))
+            atomic_write_text(args.output, joined)
+            for r in range(ctx.world):
+                (parts / f"part-{r}").unlink()
+            parts.rmdir()
+        ctx.barrier()
+        return
     results = linker.link(mentions, show_progress=None)
     if args.output == "-":
         _write_links(sys.stdout, args.format, mentions, results)
     else:
-        import io
-
-        from ._atomic import atomic_write_text
-
         buffer = io.StringIO()
         _write_links(buffer, args.format, mentions, results)
         atomic_write_text(args.output, buffer.getvalue())
 
 
-def _write_links(handle, fmt: str, mentions, results) -> None:
+def _write_links(handle, fmt: str, mentions, results, header: bool = True) -> None:
     if fmt == "tsv":
-        handle.write("mention\trank\tconcept_id\tname\tscore\n")
+        if header:
+            handle.write("mention\trank\tconcept_id\tname\tscore\n")
         for mention, cands in zip(mentions, results):
             for rank, c in enumerate(cands, start=1):
                 handle.write(f"{mention}\t{rank}\t{c.concept_id}\t{c.name}\t{c.score:.4f}\n")

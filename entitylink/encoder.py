@@ -153,9 +153,9 @@ class Encoder:
         keep = ["input_ids", "attention_mask"] + (["token_type_ids"] if self._takes_token_types else [])
         return {k: batch[k].to(self.device) for k in keep if k in batch}
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Pooled, un-normalised embeddings with gradients (for training)."""
-        output = self.model(**batch)
+    def forward(self, batch: dict[str, torch.Tensor], model: torch.nn.Module | None = None) -> torch.Tensor:
+        """Pooled, un-normalised embeddings with gradients (for training; ``model`` may wrap ours, e.g. DDP)."""
+        output = (model or self.model)(**batch)
         return pool(output.last_hidden_state, batch["attention_mask"], self.pooling)
 
     def encode(

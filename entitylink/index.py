@@ -96,20 +96,7 @@ class DictionaryIndex:
         vectors = encoder.encode(entries["text"].tolist(), batch_size=batch_size, show_progress=show_progress)
         index = faiss.IndexFlatIP(vectors.shape[1])
         index.add(vectors)
-        meta = {
-            "format": FORMAT,
-            "entitylink_version": __version__,
-            "built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "ontology": ontology.name,
-            "encoder": encoder.config(),
-            "encoder_fingerprint": encoder.fingerprint(),
-            "normalizer": normalizer.to_dict(),
-            "merge_shared_names": merge_shared_names,
-            "faiss": "IndexFlatIP",
-            "dim": int(vectors.shape[1]),
-            "count": int(len(entries)),
-            "n_concepts": _count_ids(entries["concept_id"]),
-        }
+        meta = _meta(ontology, encoder, normalizer, merge_shared_names, entries, vectors.shape[1])
         return cls(index, entries["name"], entries["text"], entries["concept_id"], normalizer, meta, encoder)
 
     def add(self, ontology: Ontology, show_progress: bool | None = None) -> int:
@@ -140,6 +127,56 @@ class DictionaryIndex:
         self.meta["count"] = len(self)
         self.meta["n_concepts"] = _count_ids(self.concept_ids)
         return len(new)
+
+    @classmethod
+    def build_sharded(
+        cls,
+        ontology: Ontology,
+        encoder: Encoder,
+        out: str | Path,
+        *,
+        normalizer: Normalizer | None = None,
+        merge_shared_names: bool = True,
+        show_progress: bool | None = None,
+    ) -> DictionaryIndex | None:
+        """Build and save an index with every ``torchrun`` rank encoding a contiguous shard of the names.
+
+        Each rank writes its vectors to ``.OUT.parts/part-RANK.npy``; rank 0 joins them in
+        order, builds the FAISS index, saves it to ``out`` and removes the parts. The
+        result equals :meth:`build` on one process. Returns the index on rank 0, ``None``
+        on the other ranks. Without torchrun it is :meth:`build` followed by :meth:`save`.
+        """
+        from .distributed import context
+
+        out = Path(out)
+        ctx = context(encoder.device)
+        if not ctx.active:
+            index = cls.build(ontology, encoder, normalizer=normalizer, merge_shared_names=merge_shared_names,
+                              show_progress=show_progress)
+            index.save(out)
+            return index
+        normalizer = normalizer or Normalizer()
+        entries = dictionary_entries(ontology, normalizer, merge_shared_names=merge_shared_names)
+        bounds = np.linspace(0, len(entries), ctx.world + 1).astype(int)
+        parts = out.parent / f".{out.name}.parts"
+        parts.mkdir(parents=True, exist_ok=True)
+        texts = entries["text"].tolist()[bounds[ctx.rank] : bounds[ctx.rank + 1]]
+        vectors = encoder.encode(texts, show_progress=show_progress and ctx.is_main)
+        np.save(parts / f"part-{ctx.rank}.npy", vectors)
+        ctx.barrier()
+        index = None
+        if ctx.is_main:
+            joined = np.vstack([np.load(parts / f"part-{r}.npy", allow_pickle=False) for r in range(ctx.world)])
+            faiss_index = faiss.IndexFlatIP(joined.shape[1])
+            faiss_index.add(joined)
+            meta = _meta(ontology, encoder, normalizer, merge_shared_names, entries, joined.shape[1])
+            index = cls(faiss_index, entries["name"], entries["text"], entries["concept_id"], normalizer, meta, encoder)
+            index.save(out)
+            for part in parts.iterdir():
+                part.unlink()
+            parts.rmdir()
+        ctx.barrier()
+        return index
 
     # ---------------------------------------------------------------- search
     def prepare(self, texts: Sequence[str], show_progress: bool | None = None) -> np.ndarray:
@@ -207,6 +244,24 @@ class DictionaryIndex:
             index, entries["names"], entries["texts"], entries["concept_ids"],
             Normalizer.from_dict(meta["normalizer"]), meta, encoder,
         )
+
+
+def _meta(ontology: Ontology, encoder: Encoder, normalizer: Normalizer, merge_shared_names: bool,
+          entries: pd.DataFrame, dim: int) -> dict:
+    return {
+        "format": FORMAT,
+        "entitylink_version": __version__,
+        "built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "ontology": ontology.name,
+        "encoder": encoder.config(),
+        "encoder_fingerprint": encoder.fingerprint(),
+        "normalizer": normalizer.to_dict(),
+        "merge_shared_names": merge_shared_names,
+        "faiss": "IndexFlatIP",
+        "dim": int(dim),
+        "count": int(len(entries)),
+        "n_concepts": _count_ids(entries["concept_id"]),
+    }
 
 
 def dictionary_entries(ontology: Ontology, normalizer: Normalizer, merge_shared_names: bool = True) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ._atomic import atomic_directory, atomic_write_text
 from .augment import DropHead, mask_random_span, set_dropout
+from .distributed import context, gather_with_grad, mean_over_ranks
 from .encoder import Encoder
 from .errors import DataFormatError, EntityLinkError
 from .hardware import describe_cpu
@@ -41,24 +42,33 @@ TRAINING_CONFIG = "entitylink_training.json"
 
 
 def info_nce(
-    view1: torch.Tensor, view2: torch.Tensor, temperature: float, groups: torch.Tensor | None = None
+    view1: torch.Tensor,
+    view2: torch.Tensor,
+    temperature: float,
+    groups: torch.Tensor | None = None,
+    anchors: slice | None = None,
 ) -> torch.Tensor:
     """Symmetric InfoNCE (NT-Xent) over a batch of positive pairs (``view1[i]``, ``view2[i]``).
 
     Each of the 2B embeddings is scored against the other 2B-1; its pair is the
     positive, the remaining 2B-2 are negatives. With ``groups`` (e.g. concept ids as
     integers), embeddings of the same group are not used as negatives of each other.
+    With ``anchors`` (a slice of pair positions), only those pairs' two embeddings are
+    anchors, still scored against the whole batch: a rank's share of a gathered batch.
     """
     z = F.normalize(torch.cat([view1, view2]).float(), dim=-1)
     n = view1.shape[0]
-    logits = z @ z.T / temperature
-    eye = torch.eye(2 * n, dtype=torch.bool, device=z.device)
-    logits = logits.masked_fill(eye, float("-inf"))
-    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    pairs = torch.arange(n, device=z.device)[anchors if anchors is not None else slice(None)]
+    rows = torch.cat([pairs, pairs + n])
+    target = torch.cat([pairs + n, pairs])
+    logits = z[rows] @ z.T / temperature
+    own = torch.zeros_like(logits, dtype=torch.bool)
+    own[torch.arange(len(rows), device=z.device), rows] = True
+    logits = logits.masked_fill(own, float("-inf"))
     if groups is not None:
         g = torch.cat([groups, groups]).to(z.device)
-        same = (g[:, None] == g[None, :]) & ~eye
-        same[torch.arange(2 * n, device=z.device), target] = False
+        same = (g[rows][:, None] == g[None, :]) & ~own
+        same[torch.arange(len(rows), device=z.device), target] = False
         logits = logits.masked_fill(same, float("-inf"))
     return F.cross_entropy(logits, target)
 
@@ -288,8 +298,20 @@ class MirrorTrainer:
         logger.info("training %s on %d pairs per epoch (%d names, %d synonym groups, %d extra pairs), precision %s",
                     cfg.mode, n_pairs, len(mirror), len(groups), len(extra), self.precision)
 
-        torch.manual_seed(cfg.seed)
+        ctx = context(self.encoder.device)
+        torch.manual_seed(cfg.seed + ctx.rank)
         model = self.encoder.model
+        forward_model = model
+        if ctx.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            cuda = self.encoder.device.type == "cuda"
+            # find_unused_parameters: BERT's pooler layer takes no part in the loss
+            forward_model = DistributedDataParallel(
+                model, device_ids=[self.encoder.device.index] if cuda else None, find_unused_parameters=True
+            )
+            logger.info("rank %d of %d: global batch %d, %d pairs per rank", ctx.rank, ctx.world,
+                        cfg.batch_size, cfg.batch_size // ctx.world)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         mask_rng = random.Random(cfg.seed)
         start_epoch, start_step, step = 0, 0, 0
@@ -305,7 +327,7 @@ class MirrorTrainer:
         model.train()
         total_steps = sum(len(self._batches(self._epoch_pairs(e, mirror, groups, extra))) for e in range(cfg.epochs)) \
             if not cfg.hard_negatives else None
-        show = self.show_progress if self.show_progress is not None else True
+        show = (self.show_progress if self.show_progress is not None else True) and ctx.is_main
         with (
             tqdm(total=total_steps, initial=step, unit="step", desc=f"training ({cfg.mode})", disable=not show) as bar,
             DropHead(model, cfg.drophead),
@@ -316,31 +338,40 @@ class MirrorTrainer:
                 for i, batch in enumerate(batches):
                     if epoch == start_epoch and i < start_step:
                         continue
-                    first = [a for a, _, _ in batch]
-                    second = [mask_random_span(b, cfg.span_mask_chars, mask_token, mask_rng) for _, b, _ in batch]
+                    # Every rank knows the whole batch (same seed); each encodes its own contiguous share.
+                    share = len(batch) // ctx.world
+                    batch = batch[: share * ctx.world]
+                    second_all = [mask_random_span(b, cfg.span_mask_chars, mask_token, mask_rng) for _, b, _ in batch]
+                    mine = slice(ctx.rank * share, (ctx.rank + 1) * share)
                     group_ids = torch.tensor([g for _, _, g in batch])
                     with torch.autocast(self.encoder.device.type, dtype=torch.bfloat16,
                                         enabled=self.precision == "bf16"):
-                        z1 = self.encoder.forward(self.encoder.tokenize(first))
-                        z2 = self.encoder.forward(self.encoder.tokenize(second))
-                    loss = info_nce(z1, z2, cfg.temperature, group_ids)
+                        # both views in one forward pass (DDP allows one per step)
+                        views = [a for a, _, _ in batch[mine]] + second_all[mine]
+                        z = self.encoder.forward(self.encoder.tokenize(views), forward_model)
+                    z1, z2 = gather_with_grad(z[:share], ctx), gather_with_grad(z[share:], ctx)
+                    loss = info_nce(z1, z2, cfg.temperature, group_ids, anchors=mine if ctx.active else None)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
                     step += 1
                     seen += len(batch)
+                    loss_value = mean_over_ranks(loss.item(), ctx)
                     rate = seen / max(time.perf_counter() - started, 1e-9)
-                    self.history.append({"step": step, "epoch": epoch, "loss": loss.item(), "names_per_s": rate})
+                    self.history.append({"step": step, "epoch": epoch, "loss": loss_value, "names_per_s": rate})
                     bar.update(1)
-                    bar.set_postfix(loss=f"{loss.item():.4f}", names_s=f"{rate:.0f}")
+                    bar.set_postfix(loss=f"{loss_value:.4f}", names_s=f"{rate:.0f}")
                     if self.checkpoint_every and step % self.checkpoint_every == 0:
-                        self._save_checkpoint(optimizer, epoch, i + 1, step, mask_rng)
+                        if ctx.is_main:
+                            self._save_checkpoint(optimizer, epoch, i + 1, step, mask_rng)
+                        ctx.barrier()
         model.eval()
         self.seconds = time.perf_counter() - started
         # The weights are no longer those of the base model: an index built now must not claim them.
         self.encoder.model_id = f"{self.base_model} (tuned by entitylink, not saved)"
-        if self.out is not None:
+        if self.out is not None and ctx.is_main:
             self.save(self.out)
+        ctx.barrier()
         return self
 
     # ---------------------------------------------------------------- saving

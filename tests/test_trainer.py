@@ -210,3 +210,12 @@ def test_index_of_a_tuned_model_reopens_with_that_model(tiny_model, medic_exampl
     assert linker.link("NIDDM")[0].concept_id == "D003924"
     with pytest.raises(IndexMismatchError):
         DictionaryIndex.load(tmp_path / "idx", encoder=Encoder(tiny_model, precision="fp32"))
+
+
+def test_anchor_slices_average_to_the_full_loss():
+    torch.manual_seed(1)
+    z1, z2 = torch.randn(8, 16), torch.randn(8, 16)
+    groups = torch.tensor([0, 1, 1, 2, 3, 4, 4, 5])
+    full = info_nce(z1, z2, 0.2, groups)
+    halves = [info_nce(z1, z2, 0.2, groups, anchors=slice(0, 4)), info_nce(z1, z2, 0.2, groups, anchors=slice(4, 8))]
+    assert float(sum(halves) / 2) == pytest.approx(float(full), rel=1e-6)

@@ -1,0 +1,87 @@
+"""torch.distributed on CPU (gloo): two processes reproduce one process with the global batch."""
+
+import json
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from entitylink import Encoder
+
+from . import dist_workers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_match_one_process_with_the_global_batch(tiny_model, tmp_path):
+    from entitylink.trainer import MirrorTrainer
+
+    single = Encoder(tiny_model, precision="fp32")
+    expected = MirrorTrainer(single, **dist_workers.train_settings()).fit(dist_workers.NAMES)
+
+    mp.spawn(dist_workers.train_worker, args=(2, free_port(), str(tiny_model), str(tmp_path)), nprocs=2, join=True)
+    histories = [json.loads((tmp_path / f"history-{r}.json").read_text()) for r in range(2)]
+    losses = [[h["loss"] for h in history] for history in histories]
+    assert losses[0] == losses[1]  # every rank reports the mean loss over ranks
+    assert losses[0] == pytest.approx([h["loss"] for h in expected.history], abs=1e-5)
+    # same weights after training, hence same gradients at every step
+    distributed = Encoder(tmp_path / "model", precision="fp32")
+    compared = 0
+    for (name, a), (_, b) in zip(sorted(single.model.state_dict().items()),
+                                 sorted(distributed.model.state_dict().items())):
+        if name.endswith("attention.self.key.bias"):
+            # Its exact gradient is zero (a constant added to every attention score leaves the softmax
+            # unchanged); Adam turns the float noise on it into lr-sized steps, differently in each run.
+            continue
+        assert torch.allclose(a, b, atol=1e-5), name
+        compared += 1
+    assert compared > 30
+    assert list(tmp_path.glob("model/checkpoints")) == []  # only rank 0 wrote, and only the model
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_build_the_same_index(tiny_model, tmp_path):
+    from entitylink import DictionaryIndex
+
+    from .conftest import ONTOLOGIES
+
+    spec = f"medic:{ONTOLOGIES / 'example_medic.txt'}"
+    from entitylink.cli import main
+
+    assert main(["-q", "index", "--ontology", spec, "--model", str(tiny_model), "--precision", "fp32",
+                 "--out", str(tmp_path / "single")]) == 0
+    mp.spawn(dist_workers.index_worker, args=(2, free_port(), str(tiny_model), spec, str(tmp_path / "sharded")),
+             nprocs=2, join=True)
+    encoder = Encoder(tiny_model, precision="fp32")
+    one = DictionaryIndex.load(tmp_path / "single", encoder=encoder)
+    two = DictionaryIndex.load(tmp_path / "sharded", encoder=encoder)
+    assert one.names == two.names and one.concept_ids == two.concept_ids
+    ids = np.arange(len(one))
+    np.testing.assert_allclose(one.vectors(ids), two.vectors(ids), atol=1e-5)
+    assert not list(tmp_path.glob(".sharded*"))  # the shard parts were cleaned up
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_link_a_file_in_order(tiny_model, tmp_path):
+    from entitylink.cli import main
+
+    from .conftest import ONTOLOGIES
+
+    assert main(["-q", "index", "--ontology", f"medic:{ONTOLOGIES / 'example_medic.txt'}", "--model",
+                 str(tiny_model), "--precision", "fp32", "--out", str(tmp_path / "idx")]) == 0
+    mentions = tmp_path / "mentions.txt"
+    mentions.write_text("\n".join(["heart attack", "fits", "asthma", "NIDDM", "lung cancer"]) + "\n")
+    assert main(["-q", "link", "--index", str(tmp_path / "idx"), "--input", str(mentions), "--output",
+                 str(tmp_path / "one.tsv"), "--precision", "fp32"]) == 0
+    mp.spawn(dist_workers.link_worker, args=(2, free_port(), str(tmp_path / "idx"), str(mentions),
+                                             str(tmp_path / "two.tsv")), nprocs=2, join=True)
+    one, two = (tmp_path / "one.tsv").read_text().splitlines(), (tmp_path / "two.tsv").read_text().splitlines()
+    assert [line.split("\t")[:3] for line in one] == [line.split("\t")[:3] for line in two]
+    assert len(two) == 1 + 5 * 5 and not (tmp_path / "two.tsv.parts").exists()
