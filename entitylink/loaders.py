@@ -65,6 +65,8 @@ def read_medic(
             return cid
         return f"{omim_prefix}{cid}" if cid.isdigit() else f"{mesh_prefix}{cid}"
 
+    first_line: dict[str, int] = {}
+    repeated: list[str] = []
     for number, line in read_lines(path):
         if not line.strip() or line.startswith("#"):
             continue
@@ -72,11 +74,17 @@ def read_medic(
             raise DataFormatError(path, number, "expected 'ID[|ID...]||name[|name...]', found no '||'")
         id_field, name_field = line.split("||", 1)
         concept = "|".join(fix(cid) for cid in _split_ids(path, number, id_field))
+        if concept in first_line:
+            repeated.append(f"{concept} (lines {first_line[concept]} and {number})")
+        first_line.setdefault(concept, number)
         names = [name.strip() for name in name_field.split("|") if name.strip()]
         if not names:
             raise DataFormatError(path, number, f"concept {concept} has no name")
         for name in names:
             yield concept, name, source, None
+    if repeated:
+        logger.warning("%s: %d concept(s) listed on more than one line, their names merged: %s",
+                       path, len(repeated), ", ".join(repeated[:5]))
 
 
 _TSV_COLUMNS = ("concept_id", "name", "source", "semantic_type")
@@ -150,12 +158,17 @@ def read_obo(
     in_term = False
     in_header = True
     term: dict = {}
+    seen: dict[str, int] = {}
+    repeated: list[str] = []
 
     def finish(term: dict) -> Iterator[Row]:
         if not term:
             return
         if "id" not in term:
             raise DataFormatError(path, term["_line"], "[Term] stanza has no 'id:' line")
+        if term["id"] in seen:
+            repeated.append(f"{term['id']} (lines {seen[term['id']]} and {term['_line']})")
+        seen.setdefault(term["id"], term["_line"])
         if term.get("obsolete") and not include_obsolete:
             return
         src = source or header_source
@@ -204,6 +217,9 @@ def read_obo(
             if match.group(2) in scopes:
                 term.setdefault("synonyms", []).append(_OBO_UNESCAPE.sub(r"\1", match.group(1)).strip())
     yield from finish(term)
+    if repeated:
+        logger.warning("%s: %d [Term] id(s) defined more than once, their names merged: %s",
+                       path, len(repeated), ", ".join(repeated[:5]))
 
 
 def _strip_trailing_modifiers(value: str) -> str:

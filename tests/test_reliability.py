@@ -109,7 +109,7 @@ def test_composite_id_rules(predicted_ids, gold_ids):
     predicted, gold = "|".join(predicted_ids), "|".join(gold_ids)
     assert is_match(predicted, gold) == is_match(gold, predicted) == bool(set(predicted_ids) & set(gold_ids))
     assert is_match(predicted, "+".join(gold_ids)) == is_match(predicted, gold)
-    ranking = ["X0", predicted]
+    ranking = ["NOT-AN-ID", predicted]  # the strategy never generates this id
     assert first_hit_rank(ranking, gold) == (2 if set(predicted_ids) & set(gold_ids) else None)
     assert query_hit_rank([ranking, ranking], gold) == first_hit_rank(ranking, gold)
 
@@ -174,3 +174,12 @@ def test_training_killed_mid_run_resumes_to_the_same_loss_curve(tiny_model, tmp_
     assert (run / "checkpoints" / "latest").exists() and not (run / "loss.csv").exists()
     subprocess.run(command(run, "--checkpoint-every", "5", "--resume"), check=True, capture_output=True)
     assert losses(run) == pytest.approx(expected, abs=1e-4)
+
+
+def test_duplicate_ids_are_merged_with_a_warning(caplog):
+    obo = Ontology.load(f"obo:{BAD / 'duplicate_ids.obo'}")
+    assert obo.names_of("EX:1") == ["Fever", "Pyrexia"]
+    assert "1 [Term] id(s) defined more than once, their names merged: EX:1 (lines 3 and 7)" in caplog.text
+    medic = Ontology.load(f"medic:{BAD / 'duplicate_ids_medic.txt'}")
+    assert medic.names_of("D1") == ["Fever", "Pyrexia", "High temperature"]
+    assert "1 concept(s) listed on more than one line, their names merged: D1 (lines 1 and 3)" in caplog.text
