@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="index directory to write (replaced atomically)")
     p.add_argument("--no-merge-shared-names", action="store_true",
                    help="keep one entry per (name, concept) instead of joining the ids of a shared name with '|'")
+    p.add_argument("--search", choices=["auto", "flat", "hnsw", "ivf", "ivfpq"], default="auto",
+                   help="FAISS index: exact (flat) up to 200k names, approximate above (default auto)")
+    p.add_argument("--float16", action="store_true", help="store vectors as float16 (half the memory)")
     p.add_argument("--synonym-scopes", default=None,
                    help="OBO only: comma-separated synonym scopes to include (default EXACT)")
     _add_encoder_options(p)
@@ -186,7 +189,10 @@ def cmd_index(args: argparse.Namespace) -> None:
     print(f"{ontology.name}: {len(ontology)} names of {ontology.n_concepts} concepts", file=sys.stderr)
     encoder = Encoder(args.model, pooling=args.pooling, max_length=args.max_length, **_encoder_kwargs(args))
     # Under torchrun every rank encodes a shard; rank 0 writes the index.
-    index = DictionaryIndex.build_sharded(ontology, encoder, args.out,
+    from .search import SearchSpec
+
+    search = SearchSpec(kind=args.search, float16=args.float16)
+    index = DictionaryIndex.build_sharded(ontology, encoder, args.out, search=search,
                                           merge_shared_names=not args.no_merge_shared_names, show_progress=True)
     if index is not None:
         print(f"wrote {args.out}: {len(index)} entries, dim {index.dim}", file=sys.stderr)

@@ -12,6 +12,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from . import __version__
 from ._atomic import atomic_directory
@@ -19,6 +20,7 @@ from .encoder import Encoder
 from .errors import DataFormatError, EntityLinkError, IndexMismatchError
 from .normalize import Normalizer
 from .ontology import Ontology
+from .search import SearchSpec, after_fill, describe, make_index, set_search_parameters, training_size
 
 logger = logging.getLogger(__name__)
 
@@ -84,19 +86,35 @@ class DictionaryIndex:
         *,
         normalizer: Normalizer | None = None,
         merge_shared_names: bool = True,
+        search: SearchSpec | str = "auto",
+        chunk_size: int = 65_536,
         batch_size: int | None = None,
         show_progress: bool | None = None,
     ) -> DictionaryIndex:
-        """Encode every surface form of ``ontology`` with ``encoder``."""
+        """Encode every surface form of ``ontology`` with ``encoder``.
+
+        ``search`` picks the FAISS index (``"auto"``, ``"flat"``, ``"hnsw"``, ``"ivf"``,
+        ``"ivfpq"`` or a :class:`~entitylink.search.SearchSpec`). Names are encoded and added
+        ``chunk_size`` at a time, so memory does not grow with a full matrix of vectors.
+        """
         normalizer = normalizer or Normalizer()
         entries = dictionary_entries(ontology, normalizer, merge_shared_names=merge_shared_names)
         if entries.empty:
             raise EntityLinkError(f"{ontology.name}: no names left to index after normalisation")
-        logger.info("encoding %d dictionary names of %s", len(entries), ontology.name)
-        vectors = encoder.encode(entries["text"].tolist(), batch_size=batch_size, show_progress=show_progress)
-        index = faiss.IndexFlatIP(vectors.shape[1])
-        index.add(vectors)
-        meta = _meta(ontology, encoder, normalizer, merge_shared_names, entries, vectors.shape[1])
+        spec = (SearchSpec(kind=search) if isinstance(search, str) else search).resolve(len(entries))
+        texts = entries["text"].tolist()
+        logger.info("encoding %d dictionary names of %s (%s index)", len(texts), ontology.name, spec.kind)
+        index = _new_faiss_index(spec, len(texts), encoder.dim,
+                                 lambda rows: encoder.encode([texts[i] for i in rows], batch_size=batch_size,
+                                                             show_progress=False))
+        show = len(texts) >= 2000 if show_progress is None else show_progress
+        with tqdm(total=len(texts), unit="name", desc="encoding", disable=not show) as bar:
+            for start in range(0, len(texts), chunk_size):
+                vectors = encoder.encode(texts[start : start + chunk_size], batch_size=batch_size, show_progress=False)
+                index.add(vectors)
+                bar.update(len(vectors))
+        after_fill(index)
+        meta = _meta(ontology, encoder, normalizer, merge_shared_names, entries, encoder.dim, spec, index)
         return cls(index, entries["name"], entries["text"], entries["concept_id"], normalizer, meta, encoder)
 
     def add(self, ontology: Ontology, show_progress: bool | None = None) -> int:
@@ -137,6 +155,7 @@ class DictionaryIndex:
         *,
         normalizer: Normalizer | None = None,
         merge_shared_names: bool = True,
+        search: SearchSpec | str = "auto",
         show_progress: bool | None = None,
     ) -> DictionaryIndex | None:
         """Build and save an index with every ``torchrun`` rank encoding a contiguous shard of the names.
@@ -152,7 +171,7 @@ class DictionaryIndex:
         ctx = context(encoder.device)
         if not ctx.active:
             index = cls.build(ontology, encoder, normalizer=normalizer, merge_shared_names=merge_shared_names,
-                              show_progress=show_progress)
+                              search=search, show_progress=show_progress)
             index.save(out)
             return index
         normalizer = normalizer or Normalizer()
@@ -167,9 +186,12 @@ class DictionaryIndex:
         index = None
         if ctx.is_main:
             joined = np.vstack([np.load(parts / f"part-{r}.npy", allow_pickle=False) for r in range(ctx.world)])
-            faiss_index = faiss.IndexFlatIP(joined.shape[1])
+            spec = (SearchSpec(kind=search) if isinstance(search, str) else search).resolve(len(joined))
+            faiss_index = _new_faiss_index(spec, len(joined), joined.shape[1], lambda rows: joined[rows])
             faiss_index.add(joined)
-            meta = _meta(ontology, encoder, normalizer, merge_shared_names, entries, joined.shape[1])
+            after_fill(faiss_index)
+            meta = _meta(ontology, encoder, normalizer, merge_shared_names, entries, joined.shape[1], spec,
+                         faiss_index)
             index = cls(faiss_index, entries["name"], entries["text"], entries["concept_id"], normalizer, meta, encoder)
             index.save(out)
             for part in parts.iterdir():
@@ -236,6 +258,7 @@ class DictionaryIndex:
             raise DataFormatError(path, None, f"unreadable index files ({err})") from err
         if not (index.ntotal == meta["count"] == len(entries["names"]) == len(entries["concept_ids"])):
             raise DataFormatError(path, None, "the FAISS index, entries.json and meta.json disagree on the count")
+        set_search_parameters(index, SearchSpec(**meta.get("search", {"kind": "flat"})))
         cfg = meta["encoder"]
         if encoder is None:
             encoder = Encoder(cfg["model"], pooling=cfg["pooling"], max_length=cfg["max_length"], **encoder_options)
@@ -246,8 +269,19 @@ class DictionaryIndex:
         )
 
 
+def _new_faiss_index(spec: SearchSpec, n: int, dim: int, vectors_of) -> faiss.Index:
+    """An empty FAISS index for ``spec``, trained when it needs it on a seeded sample (``vectors_of(rows)``)."""
+    index = make_index(spec, n, dim)
+    n_train = training_size(index, n)
+    if n_train:
+        rows = np.sort(np.random.default_rng(0).choice(n, n_train, replace=False))
+        index.train(np.ascontiguousarray(vectors_of(rows), dtype=np.float32))
+    set_search_parameters(index, spec)
+    return index
+
+
 def _meta(ontology: Ontology, encoder: Encoder, normalizer: Normalizer, merge_shared_names: bool,
-          entries: pd.DataFrame, dim: int) -> dict:
+          entries: pd.DataFrame, dim: int, spec: SearchSpec, index: faiss.Index) -> dict:
     return {
         "format": FORMAT,
         "entitylink_version": __version__,
@@ -257,7 +291,9 @@ def _meta(ontology: Ontology, encoder: Encoder, normalizer: Normalizer, merge_sh
         "encoder_fingerprint": encoder.fingerprint(),
         "normalizer": normalizer.to_dict(),
         "merge_shared_names": merge_shared_names,
-        "faiss": "IndexFlatIP",
+        "faiss": describe(index),
+        "search": spec.to_dict(),
+        "faiss_factory": spec.factory(len(entries), dim),
         "dim": int(dim),
         "count": int(len(entries)),
         "n_concepts": _count_ids(entries["concept_id"]),
