@@ -123,6 +123,9 @@ def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None
     settings = settings or ServiceSettings()
     batcher = MicroBatcher(linker, settings.batch_window_ms, settings.max_batch)
     state: dict[str, Any] = {"nlp": nlp, "started": time.time(), "requests": 0}
+    name_of: dict[str, str] = {}
+    for cid, name in zip(linker.index.concept_ids, linker.index.names):
+        name_of.setdefault(cid, name)
 
     async def lifespan(app: FastAPI):
         if settings.micro_batching:
@@ -182,7 +185,7 @@ def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None
             "start": ent.start_char, "end": ent.end_char, "text": ent.text, "label": ent.label_,
             "kb_id": ent.kb_id_ or None,
             "candidates": [{"concept_id": cid, "score": score,
-                            "name": _name_of(linker, cid)} for cid, score in ent._.kb_ents[: request.k]],
+                            "name": name_of.get(cid)} for cid, score in ent._.kb_ents[: request.k]],
         } for ent in doc.ents]
         return {"text": request.text, "entities": entities}
 
@@ -208,17 +211,6 @@ def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None
         return resources.files("entitylink").joinpath("static/index.html").read_text(encoding="utf-8")
 
     return app
-
-
-def _name_of(linker: Linker, concept_id: str) -> str | None:
-    index = linker.index
-    lookup = getattr(index, "_name_lookup", None)
-    if lookup is None:
-        lookup = {}
-        for cid, name in zip(index.concept_ids, index.names):
-            lookup.setdefault(cid, name)
-        index._name_lookup = lookup
-    return lookup.get(concept_id)
 
 
 def serve(index: str | Path, *, pipeline: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000,
