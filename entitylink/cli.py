@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search", choices=["auto", "flat", "hnsw", "ivf", "ivfpq"], default="auto",
                    help="FAISS index: exact (flat) up to 200k names, approximate above (default auto)")
     p.add_argument("--float16", action="store_true", help="store vectors as float16 (half the memory)")
+    p.add_argument("--pca", type=_positive, default=None, metavar="D",
+                   help="approximate kinds: search on D principal axes, then rerank (needs --rerank)")
+    p.add_argument("--rerank", type=_positive, default=0, metavar="R",
+                   help="approximate kinds: re-score k*R candidates with the full stored vectors")
+    p.add_argument("--ef-search", type=_positive, default=128, help="hnsw: search breadth (default 128)")
+    p.add_argument("--nprobe", type=_positive, default=32, help="ivf, ivfpq: lists searched (default 32)")
     p.add_argument("--synonym-scopes", default=None,
                    help="OBO only: comma-separated synonym scopes to include (default EXACT)")
     _add_encoder_options(p)
@@ -181,7 +187,13 @@ def cmd_index(args: argparse.Namespace) -> None:
     from .encoder import Encoder
     from .index import DictionaryIndex
     from .ontology import Ontology
+    from .search import SearchSpec
 
+    try:
+        search = SearchSpec(kind=args.search, float16=args.float16, pca=args.pca, rerank=args.rerank,
+                            ef_search=args.ef_search, nprobe=args.nprobe)
+    except ValueError as err:
+        raise EntityLinkError(f"index: {err}") from err
     options = {}
     if args.synonym_scopes:
         options["synonym_scopes"] = [s.strip() for s in args.synonym_scopes.split(",")]
@@ -189,9 +201,6 @@ def cmd_index(args: argparse.Namespace) -> None:
     print(f"{ontology.name}: {len(ontology)} names of {ontology.n_concepts} concepts", file=sys.stderr)
     encoder = Encoder(args.model, pooling=args.pooling, max_length=args.max_length, **_encoder_kwargs(args))
     # Under torchrun every rank encodes a shard; rank 0 writes the index.
-    from .search import SearchSpec
-
-    search = SearchSpec(kind=args.search, float16=args.float16)
     index = DictionaryIndex.build_sharded(ontology, encoder, args.out, search=search,
                                           merge_shared_names=not args.no_merge_shared_names, show_progress=True)
     if index is not None:

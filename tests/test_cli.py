@@ -77,3 +77,14 @@ def test_bad_arguments_exit_with_usage(capsys):
         main(["link", "--index", "x", "--k", "0"])
     assert err.value.code == 2
     assert "expected a positive integer" in capsys.readouterr().err
+
+
+def test_index_search_options_reach_the_saved_index(tiny_model, tmp_path, capsys):
+    out = tmp_path / "idx"
+    args = ["-q", "index", "--ontology", f"medic:{ONTOLOGIES / 'example_medic.txt'}", "--model", str(tiny_model),
+            "--precision", "fp32", "--out", str(out), "--search", "hnsw", "--float16"]
+    assert main(args + ["--pca", "8"]) == 2
+    assert "pca needs rerank" in capsys.readouterr().err
+    assert main(args + ["--pca", "8", "--rerank", "5", "--ef-search", "40"]) == 0
+    search = json.loads((out / "meta.json").read_text())["search"]
+    assert (search["kind"], search["pca"], search["rerank"], search["ef_search"]) == ("hnsw", 8, 5, 40)
