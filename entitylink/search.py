@@ -4,8 +4,8 @@
 |---|---|---|
 | ``flat`` | ``IndexFlatIP`` (exact) | up to a few hundred thousand names |
 | ``hnsw`` | ``HNSW32,Flat`` graph | millions of names, high recall, no training |
-| ``ivf`` | ``IVF{nlist}_HNSW32,Flat`` inverted lists | millions of names, trained on a sample |
-| ``ivfpq`` | ``IVF{nlist}_HNSW32,PQ{m}x4fs`` 4-bit fast-scan codes | tens of millions, least memory |
+| ``ivf`` | ``IVF{nlist},Flat`` inverted lists | millions of names, trained on a sample |
+| ``ivfpq`` | ``IVF{nlist},PQ{m}x4fs`` 4-bit fast-scan codes | tens of millions, least memory |
 
 Options that apply to every kind but ``flat``:
 
@@ -16,8 +16,8 @@ Options that apply to every kind but ``flat``:
 - ``rerank=r`` re-scores the best ``k·r`` candidates with the full stored vectors (``Refine``), so
   the final scores are exact (or float16) inner products.
 
-The coarse quantiser of the IVF kinds is itself a small HNSW graph, so assigning millions of
-vectors to lists stays cheap. ``auto`` picks ``flat`` up to 200,000 names. Above, for vectors of
+The IVF kinds find their lists by exact (BLAS) search over the centroids: an HNSW graph there was
+both slower and lost recall at 1M × 768. ``auto`` picks ``flat`` up to 200,000 names. Above, for vectors of
 fewer than 512 dimensions (MiniLM) it picks ``hnsw`` over float16 vectors; for 512 or more (BERT-base
 models) ``ivfpq`` with ``nprobe=128`` and ``rerank=40`` over float16 vectors, which had the best
 recall for its speed at 1M × 768 in ``benchmarks/scale.py`` (see ``benchmarks/README.md``).
@@ -99,12 +99,12 @@ class SearchSpec:
         if spec.kind == "hnsw":
             body = f"HNSW{spec.hnsw_m},{storage}"
         elif spec.kind == "ivf":
-            body = f"IVF{nlist}_HNSW32,{storage}"
+            body = f"IVF{nlist},{storage}"
         else:
             pq_m = spec.pq_m or max(1, searched // 4)
             if searched % pq_m:
                 raise ValueError(f"pq_m={pq_m} must divide the searched dimension {searched}")
-            body = f"IVF{nlist}_HNSW32,PQ{pq_m}x4fs"
+            body = f"IVF{nlist},PQ{pq_m}x4fs"
         return f"{prefix}{body},Refine({storage})" if spec.rerank else prefix + body
 
     def to_dict(self) -> dict:

@@ -56,12 +56,12 @@ def test_auto_is_exact_for_small_and_hnsw_float16_for_large():
     assert (small_dim.kind, small_dim.float16, small_dim.pca, small_dim.rerank) == ("hnsw", True, None, 0)
     large = SearchSpec().resolve(4_000_000, 768)
     assert (large.kind, large.float16, large.nprobe, large.rerank) == ("ivfpq", True, 128, 40)
-    assert large.factory(4_000_000, 768) == "IVF8000_HNSW32,PQ192x4fs,Refine(SQfp16)"
+    assert large.factory(4_000_000, 768) == "IVF8000,PQ192x4fs,Refine(SQfp16)"
     assert SearchSpec(nprobe=256).resolve(4_000_000, 768).nprobe == 256
-    assert SearchSpec(kind="ivf").factory(1_000_000, 768) == "IVF4000_HNSW32,Flat"
-    assert SearchSpec(kind="ivfpq").factory(1_000_000, 768) == "IVF4000_HNSW32,PQ192x4fs"
+    assert SearchSpec(kind="ivf").factory(1_000_000, 768) == "IVF4000,Flat"
+    assert SearchSpec(kind="ivfpq").factory(1_000_000, 768) == "IVF4000,PQ192x4fs"
     assert SearchSpec(kind="ivfpq", pca=128, rerank=4).factory(1_000_000, 768) == \
-        "PCA128,IVF4000_HNSW32,PQ32x4fs,Refine(Flat)"
+        "PCA128,IVF4000,PQ32x4fs,Refine(Flat)"
     with pytest.raises(ValueError, match="search kind must be one of"):
         SearchSpec(kind="annoy")
     with pytest.raises(ValueError, match="must divide"):
