@@ -19,8 +19,7 @@ from pathlib import Path
 
 import torch
 
-from entitylink._atomic import atomic_write_text
-from entitylink.hardware import describe_cpu
+from benchmarks._record import write_record
 
 
 def run(command: list[str], env: dict) -> float:
@@ -61,11 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     record = {"names": args.names, "results": results,
               "train_ratio_2_vs_1": round(two["train_names_per_s"] / one["train_names_per_s"], 2),
               "index_ratio_2_vs_1": round(two["index_names_per_s"] / one["index_names_per_s"], 2),
-              "note": "wall time of whole commands, model loading included", "torch": torch.__version__,
-              "machine": describe_cpu(), "date": time.strftime("%Y-%m-%d")}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(record, indent=2))
-    print(json.dumps(record, indent=2))
+              "note": "wall time of whole commands, model loading included", "torch": torch.__version__}
+    print(json.dumps(write_record(args.out, record), indent=2))
     return 0
 
 

@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
+from benchmarks._record import write_record
 from entitylink import Ontology
-from entitylink._atomic import atomic_write_text
 from entitylink.encoder import default_model_path
-from entitylink.hardware import describe_cpu
 
 
 def count(config) -> dict:
@@ -64,15 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     record = {"names": args.names, "epochs": args.epochs, "mean_tokens_per_name": round(mean_len, 2),
               "tokens": int(tokens),
               "shapes": {"MiniLM-L6 (packaged)": minilm, "BERT-base / PubMedBERT size": pubmedbert},
-              "training_tflop": {k: round(v / 1e12, 1) for k, v in flops.items()}, "ratio": round(ratio, 1),
-              "machine": describe_cpu(), "date": time.strftime("%Y-%m-%d")}
+              "training_tflop": {k: round(v / 1e12, 1) for k, v in flops.items()}, "ratio": round(ratio, 1)}
     if args.minilm_seconds:
         record["minilm_seconds_measured"] = args.minilm_seconds
         record["pubmedbert_seconds_estimated"] = round(args.minilm_seconds * ratio)
         record["minilm_tflops_achieved"] = round(flops["MiniLM-L6 (packaged)"] / args.minilm_seconds / 1e12, 3)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(record, indent=2))
-    print(json.dumps(record, indent=2))
+    print(json.dumps(write_record(args.out, record), indent=2))
     return 0
 
 

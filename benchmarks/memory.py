@@ -16,11 +16,9 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from entitylink._atomic import atomic_write_text
-from entitylink.hardware import describe_cpu
+from benchmarks._record import markdown_table, write_record
 from entitylink.ontology import Ontology
 
 
@@ -66,14 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         for n in args.sizes:
             rows.append(measure(n, Path(tmp), ["--search", args.search]))
             print(json.dumps(rows[-1]), flush=True)
-    record = {"rows": rows, "search": args.search, "machine": describe_cpu(), "date": time.strftime("%Y-%m-%d")}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(record, indent=2))
-    print("| names | index | peak RSS GiB | index on disk GiB | seconds |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['names']:,} | {r['faiss_factory']} | {r['peak_rss_gib']} | {r['index_dir_gib']} | "
-              f"{r['seconds']} |")
+    write_record(args.out, {"rows": rows, "search": args.search})
+    print(markdown_table(["names", "index", "peak RSS GiB", "index on disk GiB", "seconds"],
+                         ([f"{r['names']:,}", r["faiss_factory"], r["peak_rss_gib"], r["index_dir_gib"], r["seconds"]]
+                          for r in rows)))
     return 0
 
 

@@ -29,9 +29,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from benchmarks._record import markdown_table, write_record
 from benchmarks.simulate import SimulatedDictionary, recall_at
-from entitylink._atomic import atomic_write_text
-from entitylink.hardware import describe_cpu
 from entitylink.search import SearchSpec, after_fill, make_index, set_search_parameters, training_size
 
 # label -> (spec, query-time settings to try on the one built index)
@@ -145,22 +144,19 @@ def main(argv: list[str] | None = None) -> int:
     datasets += [SimulatedDictionary(n, dim) for n in args.sizes for dim in args.dims]
     rows: list[dict] = []
     for data in datasets:
+        if isinstance(data, RealDictionary):
+            source = "real: " + " + ".join(spec.split("/")[-1] for spec in args.real)
+        else:
+            source = "simulated"
         queries = data.queries(args.queries)
         truth = data.exact_top(queries[:1000])
         for label in args.kinds:
-            for row in run(data, label, queries, truth):
-                real = " + ".join(spec.split("/")[-1] for spec in args.real or [])
-                row["data"] = f"real: {real}" if isinstance(data, RealDictionary) else "simulated"
-                rows.append(row)
-            record = {"rows": rows, "machine": describe_cpu(), "faiss": faiss.__version__,
-                      "faiss_threads": faiss.omp_get_max_threads(), "date": time.strftime("%Y-%m-%d")}
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(args.out, json.dumps(record, indent=2))
-    print("| data | n | dim | index | setting | build s | memory GiB | queries/s | recall@5 |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['data']} | {r['n']:,} | {r['dim']} | {r['factory']} | {r['setting']} | {r['build_s']} | "
-              f"{r['memory_gib']} | {r['queries_per_s']:,} | {r['recall@5']} |")
+            rows += [{**row, "data": source} for row in run(data, label, queries, truth)]
+            write_record(args.out, {"rows": rows, "faiss": faiss.__version__,
+                                    "faiss_threads": faiss.omp_get_max_threads()})
+    header = ["data", "n", "dim", "index", "setting", "build s", "memory GiB", "queries/s", "recall@5"]
+    print(markdown_table(header, ([r["data"], f"{r['n']:,}", r["dim"], r["factory"], r["setting"], r["build_s"],
+                                   r["memory_gib"], f"{r['queries_per_s']:,}", r["recall@5"]] for r in rows)))
     return 0
 
 

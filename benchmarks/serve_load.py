@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import socket
 import statistics
@@ -22,8 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from entitylink._atomic import atomic_write_text
-from entitylink.hardware import describe_cpu
+from benchmarks._record import markdown_table, write_record
 
 MENTIONS = ["heart attack", "high blood pressure", "enlarged liver", "short stature", "seizures", "low platelets",
             "hearing loss", "cleft lip", "fever", "muscle weakness", "kidney failure", "type 2 diabetes"]
@@ -109,14 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             proc.terminate()
             proc.wait(timeout=60)
-    record = {"settings": {k: str(v) for k, v in vars(args).items()}, "results": results,
-              "machine": describe_cpu(), "date": time.strftime("%Y-%m-%d")}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(record, indent=2))
-    print("| mode | requests/s | mentions/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|")
-    for mode, r in results.items():
-        cells = [mode, r["requests_per_s"], r["mentions_per_s"], r["p50_ms"], r["p99_ms"], r["errors"]]
-        print("| " + " | ".join(str(c) for c in cells) + " |")
+    write_record(args.out, {"settings": {k: str(v) for k, v in vars(args).items()}, "results": results})
+    print(markdown_table(["mode", "requests/s", "mentions/s", "p50 ms", "p99 ms", "errors"],
+                         ([mode, r["requests_per_s"], r["mentions_per_s"], r["p50_ms"], r["p99_ms"], r["errors"]]
+                          for mode, r in results.items())))
     return 0
 
 

@@ -15,7 +15,6 @@ Falls back to HPO names when ``--data`` has no MEDIC file.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,10 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks._record import markdown_table, write_record
 from entitylink import Encoder, Ontology
-from entitylink._atomic import atomic_write_text
 from entitylink.encoder import default_model_path, pool
-from entitylink.hardware import describe_cpu
 from entitylink.normalize import Normalizer
 
 
@@ -120,17 +118,15 @@ def main(argv: list[str] | None = None) -> int:
         row["min_cosine_vs_fp32"] = round(float((vectors[label] * reference).sum(1).min()), 5)
     encoders["(d) entitylink Encoder, precision=auto"].encode(["warm"], show_progress=False)
     record = {"names": len(names), "source": source.name, "batch_size": bs, "max_length": ml, "results": rows,
-              "auto_resolved_to": encoders["(d) entitylink Encoder, precision=auto"].precision,
-              "machine": describe_cpu(), "date": time.strftime("%Y-%m-%d")}
+              "auto_resolved_to": encoders["(d) entitylink Encoder, precision=auto"].precision}
     if not args.no_accuracy:
         record["ncbi_test_acc@1"] = {
             label: ncbi_acc1(args.data, encoder) for label, encoder in encoders.items()
         }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(record, indent=2))
-    print("| encoder | names/s | vs (a) | vs (b) | min cosine vs fp32 |\n|---|---|---|---|---|")
-    for label, row in rows.items():
-        print(f"| {label} | {row['names_per_s']} | {row['vs_a']}x | {row['vs_b']}x | {row['min_cosine_vs_fp32']} |")
+    record = write_record(args.out, record)
+    print(markdown_table(["encoder", "names/s", "vs (a)", "vs (b)", "min cosine vs fp32"],
+                         ([label, row["names_per_s"], f"{row['vs_a']}x", f"{row['vs_b']}x", row["min_cosine_vs_fp32"]]
+                          for label, row in rows.items())))
     if "ncbi_test_acc@1" in record:
         print("NCBI test acc@1 (mean pooling):", record["ncbi_test_acc@1"])
     print(f"{record['machine']}; precision=auto -> {record['auto_resolved_to']}")

@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
+from benchmarks._record import write_record
 from benchmarks.ncbi_disease import Benchmark, dense, run_settings
 from entitylink import Encoder
-from entitylink._atomic import atomic_write_text
-from entitylink.hardware import describe_cpu
 from entitylink.preprocess import QueryPreprocessor, read_spelling
 from entitylink.trainer import MirrorTrainer, TrainingConfig
 
@@ -80,9 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                      "dev_medic_acc@1": dev["dev-medic"]["acc@1"], "dev_medic_acc@5": dev["dev-medic"]["acc@5"],
                      "pooling": encoder.pooling, "training_seconds": round(trainer.seconds, 1)})
         print(json.dumps(rows[-1]), flush=True)
-        record = {"param": args.param, "mode": args.mode, "defaults": vars(TrainingConfig()), "rows": rows,
-                  "machine": describe_cpu(), "date": time.strftime("%Y-%m-%d")}
-        atomic_write_text(out, json.dumps(record, indent=2, default=str))
+        write_record(out, {"param": args.param, "mode": args.mode, "defaults": vars(TrainingConfig()), "rows": rows})
     return 0
 
 

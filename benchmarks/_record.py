@@ -1,0 +1,25 @@
+"""What every benchmark script does with its figures: a JSON record and a Markdown table."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from entitylink._atomic import atomic_write_text
+from entitylink.hardware import describe_cpu
+
+
+def write_record(path: Path, record: dict) -> dict:
+    """Stamp ``record`` with the machine and today's date and write it as JSON, atomically."""
+    record = {**record, "machine": describe_cpu(), "date": time.strftime("%Y-%m-%d")}
+    atomic_write_text(path, json.dumps(record, indent=2, default=str))
+    return record
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence]) -> str:
+    """A Markdown table of ``rows`` under ``header``."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
