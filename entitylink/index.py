@@ -101,7 +101,7 @@ class DictionaryIndex:
         entries = dictionary_entries(ontology, normalizer, merge_shared_names=merge_shared_names)
         if entries.empty:
             raise EntityLinkError(f"{ontology.name}: no names left to index after normalisation")
-        spec = (SearchSpec(kind=search) if isinstance(search, str) else search).resolve(len(entries), encoder.dim)
+        spec = SearchSpec.of(search).resolve(len(entries), encoder.dim)
         texts = entries["text"].tolist()
         logger.info("encoding %d dictionary names of %s (%s index)", len(texts), ontology.name, spec.kind)
         index = _new_faiss_index(spec, len(texts), encoder.dim,
@@ -186,7 +186,7 @@ class DictionaryIndex:
         index = None
         if ctx.is_main:
             joined = np.vstack([np.load(parts / f"part-{r}.npy", allow_pickle=False) for r in range(ctx.world)])
-            spec = (SearchSpec(kind=search) if isinstance(search, str) else search).resolve(len(joined), encoder.dim)
+            spec = SearchSpec.of(search).resolve(len(joined), encoder.dim)
             faiss_index = _new_faiss_index(spec, len(joined), joined.shape[1], lambda rows: joined[rows])
             faiss_index.add(joined)
             after_fill(faiss_index)

@@ -110,6 +110,11 @@ class SearchSpec:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def of(cls, search: SearchSpec | str) -> SearchSpec:
+        """``search`` itself, or the spec of that kind name."""
+        return cls(kind=search) if isinstance(search, str) else search
+
 
 def make_index(spec: SearchSpec, n: int, dim: int) -> faiss.Index:
     """An empty FAISS index (inner product) for ``n`` vectors; IVF kinds still need ``train``."""
@@ -150,15 +155,13 @@ def after_fill(index: faiss.Index) -> None:
 
 
 def set_search_parameters(index: faiss.Index, spec: SearchSpec) -> None:
-    """Apply the spec's query-time settings (efSearch for HNSW, nprobe for IVF)."""
+    """Apply the spec's query-time settings (efSearch for HNSW, nprobe for IVF, the rerank factor)."""
     params = faiss.ParameterSpace()
     kind = spec.kind
     if kind == "hnsw":
         params.set_index_parameter(index, "efSearch", spec.ef_search)
     elif kind in ("ivf", "ivfpq"):
         params.set_index_parameter(index, "nprobe", spec.nprobe)
-        if isinstance(faiss.downcast_index(faiss.extract_index_ivf(index).quantizer), faiss.IndexHNSW):
-            params.set_index_parameter(index, "quantizer_efSearch", max(2 * spec.nprobe, 64))
     if spec.rerank and isinstance(faiss.downcast_index(index), faiss.IndexRefine):
         faiss.downcast_index(index).k_factor = spec.rerank
 
