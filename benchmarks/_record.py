@@ -13,9 +13,19 @@ from entitylink.hardware import describe_cpu
 
 def write_record(path: Path, record: dict) -> dict:
     """Stamp ``record`` with the machine and today's date and write it as JSON, atomically."""
-    record = {**record, "machine": describe_cpu(), "date": time.strftime("%Y-%m-%d")}
+    record = {**record, "machine": describe_machine(), "date": time.strftime("%Y-%m-%d")}
     atomic_write_text(path, json.dumps(record, indent=2, default=str))
     return record
+
+
+def describe_machine() -> dict:
+    """The CPU (model, bf16 flags, threads) and, where CUDA is present, the GPU."""
+    import torch
+
+    machine = describe_cpu()
+    if torch.cuda.is_available():
+        machine["gpu"] = torch.cuda.get_device_name()
+    return machine
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence]) -> str:

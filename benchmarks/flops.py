@@ -9,6 +9,10 @@ per MEDIC name (the packaged tokenizer, max_length 25, [CLS]/[SEP] included); th
     training FLOPs ~ 6 x (non-embedding parameters) x tokens + attention,
 with tokens = names x epochs x 2 views x mean length. With the measured MiniLM seconds (``--minilm-seconds``),
 the PubMedBERT-size seconds on the same machine follow from the FLOP ratio, at equal efficiency.
+
+``--write-bert-base DIR`` also saves a randomly initialised model of that BERT-base shape, with the
+packaged tokenizer, so that ``benchmarks.mirror_bert --throughput --model DIR`` can time the recipe at
+PubMedBERT size (its accuracy means nothing; the seconds do).
 """
 
 from __future__ import annotations
@@ -44,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minilm-seconds", type=float, default=None,
                         help="measured seconds of the MiniLM run (from benchmarks.mirror_bert --throughput)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/flops.json"))
+    parser.add_argument("--write-bert-base", type=Path, default=None, metavar="DIR",
+                        help="also save a randomly initialised BERT-base-shaped model (for timing only)")
     args = parser.parse_args(argv)
-    from transformers import AutoConfig, AutoTokenizer, BertConfig
+    from transformers import AutoConfig, AutoTokenizer, BertConfig, BertModel
 
     path = default_model_path()
     minilm = count(AutoConfig.from_pretrained(path))
@@ -68,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         record["pubmedbert_seconds_estimated"] = round(args.minilm_seconds * ratio)
         record["minilm_tflops_achieved"] = round(flops["MiniLM-L6 (packaged)"] / args.minilm_seconds / 1e12, 3)
     print(json.dumps(write_record(args.out, record), indent=2))
+    if args.write_bert_base:
+        BertModel(BertConfig()).save_pretrained(args.write_bert_base)
+        tokenizer.save_pretrained(args.write_bert_base)
+        print(f"wrote a randomly initialised BERT-base-shaped model to {args.write_bert_base}")
     return 0
 
 

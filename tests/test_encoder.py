@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+import entitylink.encoder as encoder_module
 from entitylink import Encoder, ModelLoadError
-from entitylink.encoder import pool
+from entitylink.encoder import _pad, pool
 
 TEXTS = ["heart attack", "a", "myocardial infarction of the left ventricle, acute", "", "fits", "high blood pressure"]
 
@@ -20,6 +21,26 @@ def test_length_sorted_batches_keep_input_order(tiny_encoder):
     together = tiny_encoder.encode(TEXTS, batch_size=2)
     one_by_one = np.stack([tiny_encoder.encode(t) for t in TEXTS])
     np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+
+
+def test_padding_matches_the_tokenizer(tiny_encoder):
+    ids = tiny_encoder.tokenizer(TEXTS, truncation=True, max_length=tiny_encoder.max_length)["input_ids"]
+    ours = _pad(ids, tiny_encoder.tokenizer.pad_token_id, tiny_encoder._takes_token_types, torch.device("cpu"))
+    theirs = tiny_encoder.tokenize(TEXTS)
+    assert ours.keys() == theirs.keys()
+    for key, value in theirs.items():
+        assert torch.equal(ours[key], value), key
+
+
+def test_chunks_keep_input_order(tiny_encoder, monkeypatch):
+    whole = tiny_encoder.encode(TEXTS)
+    monkeypatch.setattr(encoder_module, "CHUNK", 4)
+    np.testing.assert_allclose(tiny_encoder.encode(TEXTS, batch_size=3), whole, atol=1e-5)
+
+
+def test_default_batch_size_follows_the_device(tiny_model):
+    assert Encoder(tiny_model, device="cpu").batch_size == 256
+    assert Encoder(tiny_model, device="cpu", batch_size=7).batch_size == 7
 
 
 def test_lone_string_gives_a_vector_and_empty_list_gives_no_rows(tiny_encoder):
