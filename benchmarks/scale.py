@@ -33,7 +33,8 @@ from benchmarks._record import markdown_table, write_record
 from benchmarks.simulate import SimulatedDictionary, recall_at
 from entitylink.search import SearchSpec, after_fill, make_index, set_search_parameters, training_size
 
-# label -> (spec, query-time settings to try on the one built index)
+# label -> (spec, query-time settings to try on the one built index). Besides the defaults, the
+# variants of IVF-PQ that led to ``auto``'s choice for 512+ dimensions (benchmarks/README.md).
 KINDS: dict[str, tuple[SearchSpec, tuple[dict, ...]]] = {
     "flat fp32 (exact)": (SearchSpec(kind="flat"), ({},)),
     "hnsw fp16": (SearchSpec(kind="hnsw", float16=True), tuple({"ef_search": ef} for ef in (64, 128, 256))),
@@ -42,7 +43,21 @@ KINDS: dict[str, tuple[SearchSpec, tuple[dict, ...]]] = {
                              + tuple({"ef_search": ef, "rerank": 40} for ef in (128, 256))),
     "ivfpq fp16 rerank": (SearchSpec(kind="ivfpq", float16=True, rerank=40),
                           tuple({"nprobe": n} for n in (64, 128, 256, 512))),
+    "ivfpq pca fp16 rerank": (SearchSpec(kind="ivfpq", float16=True, pca=256, rerank=40),
+                              tuple({"nprobe": n, "rerank": r} for n in (64, 128, 256, 512) for r in (40, 80, 160))),
+    "auto": (SearchSpec(), ({},)),
+    "ivfpq pca nlist4000 fp16 rerank": (SearchSpec(kind="ivfpq", float16=True, pca=256, nlist=4000, rerank=40),
+                                        tuple({"nprobe": n} for n in (128, 192, 256, 384))),
+    "ivfpq pca nlist16000 fp16 rerank": (SearchSpec(kind="ivfpq", float16=True, pca=256, nlist=16000, rerank=40),
+                                         tuple({"nprobe": n} for n in (512, 768, 1024, 1536))),
+    "ivfpq pca pq32 fp16 rerank": (SearchSpec(kind="ivfpq", float16=True, pca=256, pq_m=32, rerank=40),
+                                   tuple({"nprobe": n, "rerank": r} for n in (512, 1024) for r in (20, 40, 80))),
+    "ivfpq pq96 fp16 rerank": (SearchSpec(kind="ivfpq", float16=True, pq_m=96, rerank=40),
+                               tuple({"nprobe": n, "rerank": r} for n in (256, 512) for r in (20, 40))),
+    "ivfpq pca384 fp16 rerank": (SearchSpec(kind="ivfpq", float16=True, pca=384, rerank=40),
+                                 tuple({"nprobe": n, "rerank": r} for n in (128, 256) for r in (40, 80))),
 }
+DEFAULT_KINDS = ("flat fp32 (exact)", "hnsw fp16", "hnsw pca fp16 rerank", "auto")
 EXACT_QUERY_LIMIT = 1000
 
 
@@ -97,7 +112,7 @@ def fitted(spec: SearchSpec, dim: int) -> SearchSpec:
 
 def run(data, label: str, queries: np.ndarray, truth: np.ndarray) -> list[dict]:
     spec, settings = KINDS[label]
-    spec = fitted(spec, data.dim)
+    spec = fitted(spec, data.dim).resolve(data.n, data.dim)
     before = rss_gib()
     start = time.perf_counter()
     index = make_index(spec, data.n, data.dim)
@@ -136,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
     parser.add_argument("--dims", type=int, nargs="+", default=[384])
     parser.add_argument("--queries", type=int, default=10_000)
-    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
+    parser.add_argument("--kinds", nargs="+", default=list(DEFAULT_KINDS), choices=list(KINDS),
+                        help=f"index kinds to build (default: {', '.join(DEFAULT_KINDS)})")
     parser.add_argument("--real", nargs="+", metavar="SPEC", help="ontologies whose MiniLM embeddings to run on too")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scale.json"))
     args = parser.parse_args(argv)

@@ -53,7 +53,6 @@ def _positive(text: str) -> int:
 
 
 def _add_encoder_options(parser: argparse.ArgumentParser, model: bool = True, batch_size: int | None = None) -> None:
-    batch_size = batch_size or _default(Encoder.__init__, "batch_size")
     group = parser.add_argument_group("encoder")
     if model:
         group.add_argument("--model", default="default",
@@ -66,8 +65,9 @@ def _add_encoder_options(parser: argparse.ArgumentParser, model: bool = True, ba
     group.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                        help="auto = bf16 only where the hardware runs it fast (default auto)")
     group.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if present)")
+    shown = batch_size or "1024 on a GPU, 256 on a CPU"
     group.add_argument("--batch-size", type=_positive, default=batch_size,
-                       help=f"texts per forward pass, pairs per training step (default {batch_size})")
+                       help=f"texts per forward pass, pairs per training step (default {shown})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,7 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rerank", type=_positive, default=0, metavar="R",
                    help="approximate kinds: re-score k*R candidates with the full stored vectors")
     p.add_argument("--ef-search", type=_positive, default=128, help="hnsw: search breadth (default 128)")
-    p.add_argument("--nprobe", type=_positive, default=32, help="ivf, ivfpq: lists searched (default 32)")
+    p.add_argument("--nlist", type=_positive, default=None,
+                   help="ivf, ivfpq: lists (default 4*sqrt(n); auto: 8*sqrt(n))")
+    p.add_argument("--nprobe", type=_positive, default=32,
+                   help="ivf, ivfpq: lists searched (default 32; auto: at least lists/20)")
     p.add_argument("--synonym-scopes", default=None,
                    help="OBO only: comma-separated synonym scopes to include (default EXACT)")
     _add_encoder_options(p)
@@ -191,7 +194,7 @@ def cmd_index(args: argparse.Namespace) -> None:
 
     try:
         search = SearchSpec(kind=args.search, float16=args.float16, pca=args.pca, rerank=args.rerank,
-                            ef_search=args.ef_search, nprobe=args.nprobe)
+                            ef_search=args.ef_search, nlist=args.nlist, nprobe=args.nprobe)
     except ValueError as err:
         raise EntityLinkError(f"index: {err}") from err
     options = {}

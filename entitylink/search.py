@@ -19,8 +19,9 @@ Options that apply to every kind but ``flat``:
 The IVF kinds find their lists by exact (BLAS) search over the centroids: an HNSW graph there was
 both slower and lost recall at 1M × 768. ``auto`` picks ``flat`` up to 200,000 names. Above, for vectors of
 fewer than 512 dimensions (MiniLM) it picks ``hnsw`` over float16 vectors; for 512 or more (BERT-base
-models) ``ivfpq`` with ``nprobe=128`` and ``rerank=40`` over float16 vectors, which had the best
-recall for its speed at 1M × 768 in ``benchmarks/scale.py`` (see ``benchmarks/README.md``).
+models) ``ivfpq`` on 256 principal axes with 8·√n lists, ``nprobe`` = lists / 20 and ``rerank=40``
+over float16 vectors (``PCA256,IVF16000,PQ64x4fs,Refine(SQfp16)`` at 4M names), which had the best
+recall for its speed at 1M and 4M × 768 in ``benchmarks/scale.py`` (see ``benchmarks/README.md``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ KINDS = ("auto", "flat", "hnsw", "ivf", "ivfpq")
 AUTO_FLAT_LIMIT = 200_000
 AUTO_CODES_MIN_DIM = 512
 AUTO_RERANK = 40
-AUTO_NPROBE = 128
+AUTO_PCA = 256
+AUTO_NLIST_PER_ROOT = 8  # nlist = 8·√n lists
+AUTO_PROBE_SHARE = 20  # nprobe = nlist / 20
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,9 @@ class SearchSpec:
         if n <= AUTO_FLAT_LIMIT:
             return replace(self, kind="flat")
         if dim >= AUTO_CODES_MIN_DIM:
-            return replace(self, kind="ivfpq", float16=True, rerank=self.rerank or AUTO_RERANK,
-                           nprobe=max(self.nprobe, AUTO_NPROBE))
+            nlist = self.nlist or max(1, int(AUTO_NLIST_PER_ROOT * math.sqrt(n)))
+            return replace(self, kind="ivfpq", float16=True, pca=self.pca or AUTO_PCA, nlist=nlist,
+                           rerank=self.rerank or AUTO_RERANK, nprobe=max(self.nprobe, nlist // AUTO_PROBE_SHARE))
         return replace(self, kind="hnsw", float16=True)
 
     def factory(self, n: int, dim: int) -> str:

@@ -88,3 +88,7 @@ def test_index_search_options_reach_the_saved_index(tiny_model, tmp_path, capsys
     assert main(args + ["--pca", "8", "--rerank", "5", "--ef-search", "40"]) == 0
     search = json.loads((out / "meta.json").read_text())["search"]
     assert (search["kind"], search["pca"], search["rerank"], search["ef_search"]) == ("hnsw", 8, 5, 40)
+    ivf = args[:-3] + ["--search", "ivf", "--nlist", "2", "--nprobe", "2"]
+    assert main(ivf) == 0
+    search = json.loads((out / "meta.json").read_text())["search"]
+    assert (search["kind"], search["nlist"], search["nprobe"]) == ("ivf", 2, 2)

@@ -55,9 +55,11 @@ def test_auto_is_exact_for_small_and_hnsw_float16_for_large():
     small_dim = SearchSpec().resolve(4_000_000, 384)
     assert (small_dim.kind, small_dim.float16, small_dim.pca, small_dim.rerank) == ("hnsw", True, None, 0)
     large = SearchSpec().resolve(4_000_000, 768)
-    assert (large.kind, large.float16, large.nprobe, large.rerank) == ("ivfpq", True, 128, 40)
-    assert large.factory(4_000_000, 768) == "IVF8000,PQ192x4fs,Refine(SQfp16)"
-    assert SearchSpec(nprobe=256).resolve(4_000_000, 768).nprobe == 256
+    assert (large.kind, large.float16, large.pca, large.nlist, large.nprobe, large.rerank) == \
+        ("ivfpq", True, 256, 16_000, 800, 40)
+    assert large.factory(4_000_000, 768) == "PCA256,IVF16000,PQ64x4fs,Refine(SQfp16)"
+    assert SearchSpec(nprobe=1000).resolve(4_000_000, 768).nprobe == 1000
+    assert SearchSpec(nlist=2000).resolve(4_000_000, 768).nprobe == 100
     assert SearchSpec(kind="ivf").factory(1_000_000, 768) == "IVF4000,Flat"
     assert SearchSpec(kind="ivfpq").factory(1_000_000, 768) == "IVF4000,PQ192x4fs"
     assert SearchSpec(kind="ivfpq", pca=128, rerank=4).factory(1_000_000, 768) == \
