@@ -104,13 +104,24 @@ class DictionaryIndex:
         spec = SearchSpec.of(search).resolve(len(entries), encoder.dim)
         texts = entries["text"].tolist()
         logger.info("encoding %d dictionary names of %s (%s index)", len(texts), ontology.name, spec.kind)
-        index = _new_faiss_index(spec, len(texts), encoder.dim,
-                                 lambda rows: encoder.encode([texts[i] for i in rows], batch_size=batch_size,
-                                                             show_progress=False))
+        index, sample_rows, sample = _new_faiss_index(
+            spec, len(texts), encoder.dim,
+            lambda rows: encoder.encode([texts[i] for i in rows], batch_size=batch_size, show_progress=False))
+        if spec.float16:  # what the index stores of them anyway; halves what is held until the end
+            sample = sample.astype(np.float16)
         show = len(texts) >= 2000 if show_progress is None else show_progress
         with tqdm(total=len(texts), unit="name", desc="encoding", disable=not show) as bar:
             for start in range(0, len(texts), chunk_size):
-                vectors = encoder.encode(texts[start : start + chunk_size], batch_size=batch_size, show_progress=False)
+                stop = min(start + chunk_size, len(texts))
+                # names of the training sample are already encoded: only the others are
+                lo, hi = np.searchsorted(sample_rows, [start, stop])
+                known = sample_rows[lo:hi] - start
+                todo = np.setdiff1d(np.arange(stop - start), known, assume_unique=True)
+                vectors = np.empty((stop - start, encoder.dim), dtype=np.float32)
+                vectors[known] = sample[lo:hi]
+                if len(todo):
+                    vectors[todo] = encoder.encode([texts[start + i] for i in todo], batch_size=batch_size,
+                                                   show_progress=False)
                 index.add(vectors)
                 bar.update(len(vectors))
         after_fill(index)
@@ -187,7 +198,7 @@ class DictionaryIndex:
         if ctx.is_main:
             joined = np.vstack([np.load(parts / f"part-{r}.npy", allow_pickle=False) for r in range(ctx.world)])
             spec = SearchSpec.of(search).resolve(len(joined), encoder.dim)
-            faiss_index = _new_faiss_index(spec, len(joined), joined.shape[1], lambda rows: joined[rows])
+            faiss_index, _, _ = _new_faiss_index(spec, len(joined), joined.shape[1], lambda rows: joined[rows])
             faiss_index.add(joined)
             after_fill(faiss_index)
             meta = _meta(ontology, encoder, normalizer, merge_shared_names, entries, joined.shape[1], spec,
@@ -269,15 +280,20 @@ class DictionaryIndex:
         )
 
 
-def _new_faiss_index(spec: SearchSpec, n: int, dim: int, vectors_of) -> faiss.Index:
-    """An empty FAISS index for ``spec``, trained when it needs it on a seeded sample (``vectors_of(rows)``)."""
+def _new_faiss_index(spec: SearchSpec, n: int, dim: int, vectors_of) -> tuple[faiss.Index, np.ndarray, np.ndarray]:
+    """An empty FAISS index for ``spec``, trained when it needs it on a seeded sample (``vectors_of(rows)``).
+
+    Also returns the sample's sorted row numbers and vectors (none when no training was needed).
+    """
     index = make_index(spec, n, dim)
     n_train = training_size(index, n)
+    rows, sample = np.empty(0, dtype=np.int64), np.empty((0, dim), dtype=np.float32)
     if n_train:
         rows = np.sort(np.random.default_rng(0).choice(n, n_train, replace=False))
-        index.train(np.ascontiguousarray(vectors_of(rows), dtype=np.float32))
+        sample = np.ascontiguousarray(vectors_of(rows), dtype=np.float32)
+        index.train(sample)
     set_search_parameters(index, spec)
-    return index
+    return index, rows, sample
 
 
 def _meta(ontology: Ontology, encoder: Encoder, normalizer: Normalizer, merge_shared_names: bool,

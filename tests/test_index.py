@@ -5,6 +5,7 @@ import pytest
 
 from entitylink import DataFormatError, DictionaryIndex, Encoder, IndexMismatchError, Normalizer, Ontology
 from entitylink.index import dictionary_entries
+from entitylink.search import SearchSpec
 
 
 @pytest.fixture
@@ -31,6 +32,19 @@ def test_build_search_finds_each_name_itself(medic_example, tiny_encoder):
     # every entry is its own nearest neighbour (or an exact duplicate vector)
     assert np.allclose(scores[:, 0], 1.0, atol=1e-4)
     assert len(index) == len(set(index.texts)) and index.meta["count"] == len(index)
+
+
+@pytest.mark.parametrize("float16", [False, True])
+def test_trained_index_encodes_each_name_once(medic_example, tiny_encoder, monkeypatch, float16):
+    seen = []
+    encode = tiny_encoder.encode
+    monkeypatch.setattr(tiny_encoder, "encode", lambda texts, **kw: seen.extend(texts) or encode(texts, **kw))
+    monkeypatch.setattr("entitylink.index.training_size", lambda index, n: n // 2)  # some names outside the sample
+    spec = SearchSpec(kind="ivf", nlist=2, nprobe=2, float16=float16)
+    index = DictionaryIndex.build(medic_example, tiny_encoder, search=spec, chunk_size=7)
+    assert sorted(seen) == sorted(index.texts)  # the training sample is not encoded a second time
+    stored = np.stack([index.faiss_index.reconstruct(i) for i in range(len(index))])
+    np.testing.assert_allclose(stored, encode(index.texts), atol=2e-3 if float16 else 1e-5)
 
 
 def test_save_load_round_trip(medic_example, tiny_encoder, tmp_path):
