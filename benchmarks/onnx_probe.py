@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 from benchmarks._record import markdown_table, write_record
-from benchmarks.speed import ncbi_acc1
+from benchmarks.speed import ncbi_acc1, timed
 from entitylink import Encoder, Ontology
 from entitylink.encoder import default_model_path, pool
 from entitylink.normalize import Normalizer
@@ -102,11 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         rows, vectors = {}, {}
         for label, encoder in encoders.items():
             encoder.encode(names[:512], show_progress=False)
-            best = float("inf")
-            for _ in range(args.repeats):
-                start = time.perf_counter()
-                vectors[label] = encoder.encode(names, show_progress=False)
-                best = min(best, time.perf_counter() - start)
+            best, vectors[label] = timed(lambda e=encoder: e.encode(names, show_progress=False), args.repeats)
             rows[label] = {"names_per_s": round(len(names) / best, 1)}
         reference = vectors["torch fp32"]
         for label, row in rows.items():

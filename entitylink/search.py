@@ -38,7 +38,8 @@ AUTO_FLAT_LIMIT = 200_000
 AUTO_CODES_MIN_DIM = 512
 AUTO_RERANK = 40
 AUTO_PCA = 256
-AUTO_NLIST_PER_ROOT = 8  # nlist = 8·√n lists
+NLIST_PER_ROOT = 4  # nlist = 4·√n lists
+AUTO_NLIST_PER_ROOT = 8  # auto: 8·√n lists
 AUTO_PROBE_SHARE = 20  # nprobe = nlist / 20
 
 
@@ -84,7 +85,7 @@ class SearchSpec:
         if n <= AUTO_FLAT_LIMIT:
             return replace(self, kind="flat")
         if dim >= AUTO_CODES_MIN_DIM:
-            nlist = self.nlist or max(1, int(AUTO_NLIST_PER_ROOT * math.sqrt(n)))
+            nlist = self.nlist or _lists(n, AUTO_NLIST_PER_ROOT)
             return replace(self, kind="ivfpq", float16=True, pca=self.pca or AUTO_PCA, nlist=nlist,
                            rerank=self.rerank or AUTO_RERANK, nprobe=max(self.nprobe, nlist // AUTO_PROBE_SHARE))
         return replace(self, kind="hnsw", float16=True)
@@ -99,7 +100,7 @@ class SearchSpec:
             raise ValueError(f"pca={spec.pca} must be below the dimension {dim}")
         searched = spec.pca or dim
         prefix = f"PCA{spec.pca}," if spec.pca else ""
-        nlist = spec.nlist or max(1, int(4 * math.sqrt(n)))
+        nlist = spec.nlist or _lists(n, NLIST_PER_ROOT)
         if spec.kind == "hnsw":
             body = f"HNSW{spec.hnsw_m},{storage}"
         elif spec.kind == "ivf":
@@ -118,6 +119,11 @@ class SearchSpec:
     def of(cls, search: SearchSpec | str) -> SearchSpec:
         """``search`` itself, or the spec of that kind name."""
         return cls(kind=search) if isinstance(search, str) else search
+
+
+def _lists(n: int, per_root: int) -> int:
+    """IVF lists for ``n`` vectors: ``per_root``·√n."""
+    return max(1, int(per_root * math.sqrt(n)))
 
 
 def make_index(spec: SearchSpec, n: int, dim: int) -> faiss.Index:
