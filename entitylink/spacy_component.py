@@ -48,7 +48,7 @@ class EntityLinkerComponent:
         threshold: float = 0.7,
         resolve_abbreviations: bool = True,
         set_kb_id: bool = True,
-        batch_size: int = 256,
+        batch_size: int | None = None,
         precision: str = "auto",
     ):
         if k < 1:
@@ -78,7 +78,7 @@ class EntityLinkerComponent:
 
     def set_index(self, index: DictionaryIndex) -> None:
         """Use an index already in memory (e.g. one just built)."""
-        if index.encoder is not None:
+        if index.encoder is not None and self.batch_size is not None:
             index.encoder.batch_size = self.batch_size
         self._linker = Linker(index, k=self.k)
 
@@ -170,13 +170,13 @@ class EntityLinkerComponent:
     "entitylink",
     default_config={
         "index": None, "k": 5, "threshold": 0.7, "resolve_abbreviations": True,
-        "set_kb_id": True, "batch_size": 256, "precision": "auto",
+        "set_kb_id": True, "batch_size": None, "precision": "auto",
     },
     assigns=["span._.kb_ents", "token.ent_kb_id"],
 )
 def make_entity_linker(
     nlp: Language, name: str, index: str | None, k: int, threshold: float, resolve_abbreviations: bool,
-    set_kb_id: bool, batch_size: int, precision: str,
+    set_kb_id: bool, batch_size: int | None, precision: str,
 ) -> EntityLinkerComponent:
     """spaCy factory for :class:`EntityLinkerComponent` (``nlp.add_pipe("entitylink", config=...)``)."""
     return EntityLinkerComponent(

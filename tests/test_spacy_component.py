@@ -2,7 +2,7 @@ import pytest
 
 spacy = pytest.importorskip("spacy")
 
-from entitylink import DictionaryIndex, Ontology  # noqa: E402
+from entitylink import DictionaryIndex, Encoder, Ontology  # noqa: E402
 
 ABSTRACT = (
     "Ankylosing spondylitis (AS) is a chronic inflammatory disease. We studied 120 patients with AS, "
@@ -102,6 +102,12 @@ def test_round_trip_through_nlp_to_disk_and_spacy_load(index_dir, tmp_path):
 def test_batch_size_reaches_the_encoder(index_dir):
     nlp = make_nlp(index_dir, batch_size=7)
     assert nlp.get_pipe("entitylink").linker.index.encoder.batch_size == 7
+
+
+def test_default_batch_size_is_the_encoders_own(index_dir, tiny_model):
+    component = make_nlp(index_dir).get_pipe("entitylink")
+    component.set_index(DictionaryIndex.load(index_dir, encoder=Encoder(tiny_model, batch_size=9)))
+    assert component.linker.index.encoder.batch_size == 9
 
 
 def test_missing_index_is_a_clear_error():
