@@ -1,15 +1,14 @@
-"""Probe for issue 7: would ONNX Runtime (fp32, or int8 weights) beat PyTorch as an encoding backend?
+"""ONNX Runtime against PyTorch as the encoder's backend, fp32 and int8 (issue 7).
 
-    pip install onnxruntime onnx      # not dependencies of entitylink
+    pip install 'entitylink[onnx]'      # onnxruntime and onnx, optional
     python -m benchmarks.onnx_probe --n 5000
 
-Exports the packaged MiniLM with mean pooling to ONNX (eager attention: the SDPA mask code of
-transformers 5 traces wrongly, giving cosines down to 0.78), quantises its weights to int8 per
-channel (dynamic quantisation of the activations), and encodes the same MEDIC names through our
-``Encoder`` (length-sorted batches, dynamic padding) with each backend: torch fp32, torch
-``precision="auto"``, ONNX Runtime fp32, ONNX Runtime int8. Reports names/s, the smallest cosine to
-torch fp32 and NCBI-disease test acc@1 with each. Not a backend of entitylink yet: this measures
-whether one is worth building, above all for AVX2-only CPUs, where bf16 is slow.
+Encodes the same MEDIC names through our ``Encoder`` (length-sorted batches, dynamic padding) with the
+forward pass in: torch fp32, torch ``precision="auto"``, ONNX Runtime fp32 (``onnx_backend.export_onnx``:
+the packaged MiniLM + mean pooling, eager attention) and ONNX Runtime int8 (``precision="int8"``: MatMul
+weights per channel in 7 bits, activations quantised per batch). Reports names/s, the smallest cosine to
+torch fp32 and NCBI-disease test acc@1 with each. The probe that led to ``precision="int8"``; the
+2026-11-24 row onwards measures the backend as shipped.
 """
 
 from __future__ import annotations
@@ -24,54 +23,19 @@ import torch
 from benchmarks._record import markdown_table, write_record
 from benchmarks.speed import ncbi_acc1, timed
 from entitylink import Encoder, Ontology
-from entitylink.encoder import default_model_path, pool
 from entitylink.normalize import Normalizer
-
-
-class _Pooled(torch.nn.Module):
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return pool(hidden, attention_mask, "mean")
-
-
-def export(workdir: Path) -> dict[str, Path]:
-    """ONNX files of the packaged MiniLM with mean pooling: fp32 and int8 (per-channel) weights."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from transformers import AutoModel, AutoTokenizer
-
-    path = default_model_path()
-    model = AutoModel.from_pretrained(path, attn_implementation="eager").eval()
-    example = AutoTokenizer.from_pretrained(path)(["a", "heart attack of the left ventricle"], padding=True,
-                                                  return_tensors="pt")
-    fp32, int8 = workdir / "minilm.onnx", workdir / "minilm-int8.onnx"
-    dynamic = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-               "vectors": {0: "batch"}}
-    torch.onnx.export(_Pooled(model), (example["input_ids"], example["attention_mask"]), str(fp32), dynamo=False,
-                      input_names=["input_ids", "attention_mask"], output_names=["vectors"],
-                      dynamic_axes=dynamic, opset_version=17)
-    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
-    return {"fp32": fp32, "int8": int8}
+from entitylink.onnx_backend import OnnxSession, export_onnx
 
 
 class OnnxEncoder(Encoder):
-    """Our Encoder with the forward pass run by ONNX Runtime (tokenising, sorting and padding unchanged)."""
+    """Our Encoder with the forward pass run by an ONNX Runtime session (tokenising, sorting, padding unchanged)."""
 
-    def __init__(self, onnx_path: Path, threads: int, **kwargs):
-        import onnxruntime as ort
-
-        super().__init__("default", pooling="mean", precision="fp32", device="cpu", **kwargs)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    def __init__(self, session: OnnxSession):
+        super().__init__("default", pooling="mean", precision="fp32", device="cpu")
+        self.session = session
 
     def forward(self, batch: dict[str, torch.Tensor], model: torch.nn.Module | None = None) -> torch.Tensor:
-        feed = {"input_ids": batch["input_ids"].numpy(), "attention_mask": batch["attention_mask"].numpy()}
-        return torch.from_numpy(self.session.run(None, feed)[0])
+        return torch.from_numpy(self.session(batch["input_ids"].numpy(), batch["attention_mask"].numpy()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,18 +49,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
-        parser.error("needs onnxruntime and onnx: pip install onnxruntime onnx")
+        parser.error("needs onnxruntime and onnx: pip install 'entitylink[onnx]'")
     medic = args.data / "medic" / "medic_06Jul2012.txt"
     source = Ontology.load(f"medic:{medic}") if medic.is_file() else Ontology.load("hpo")
     names = Normalizer().normalize_all(list(dict.fromkeys(source.names)))[: args.n]
     threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
-        files = export(Path(tmp))
+        fp32 = Encoder("default", pooling="mean", precision="fp32", device="cpu")
         encoders = {
-            "torch fp32": Encoder("default", pooling="mean", precision="fp32", device="cpu"),
+            "torch fp32": fp32,
             "torch precision=auto": Encoder("default", pooling="mean", precision="auto", device="cpu"),
-            "ONNX Runtime fp32": OnnxEncoder(files["fp32"], threads),
-            "ONNX Runtime int8 (per-channel weights)": OnnxEncoder(files["int8"], threads),
+            "ONNX Runtime fp32": OnnxEncoder(OnnxSession(export_onnx(fp32.model, "mean", Path(tmp) / "fp32.onnx"),
+                                                         threads)),
+            "ONNX Runtime int8 (entitylink precision=int8)": Encoder("default", pooling="mean", precision="int8"),
         }
         rows, vectors = {}, {}
         for label, encoder in encoders.items():

@@ -52,7 +52,9 @@ def _positive(text: str) -> int:
     return value
 
 
-def _add_encoder_options(parser: argparse.ArgumentParser, model: bool = True, batch_size: int | None = None) -> None:
+def _add_encoder_options(
+    parser: argparse.ArgumentParser, model: bool = True, batch_size: int | None = None, int8: bool = True
+) -> None:
     group = parser.add_argument_group("encoder")
     if model:
         group.add_argument("--model", default="default",
@@ -62,8 +64,10 @@ def _add_encoder_options(parser: argparse.ArgumentParser, model: bool = True, ba
         max_length = _default(Encoder.__init__, "max_length")
         group.add_argument("--max-length", type=_positive, default=max_length,
                            help=f"tokens per name (default {max_length})")
-    group.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                       help="auto = bf16 only where the hardware runs it fast (default auto)")
+    group.add_argument("--precision", choices=["auto", "fp32", "bf16"] + (["int8"] if int8 else []), default="auto",
+                       help="auto = bf16 only where the hardware runs it fast" +
+                            ("; int8 = ONNX Runtime on the CPU, needs entitylink[onnx]" if int8 else "") +
+                            " (default auto)")
     group.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if present)")
     shown = batch_size or "1024 on a GPU, 256 on a CPU"
     group.add_argument("--batch-size", type=_positive, default=batch_size,
@@ -126,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=cfg.seed)
     p.add_argument("--checkpoint-every", type=_positive, default=None, help="save a checkpoint every N steps")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint under --out")
-    _add_encoder_options(p, batch_size=cfg.batch_size)
+    _add_encoder_options(p, batch_size=cfg.batch_size, int8=False)
 
     p = sub.add_parser("link", help="link mentions (one per line) to top-k concepts",
                        description="Link mentions read one per line from a file or stdin.")
@@ -167,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-window-ms", type=float, default=limits.batch_window_ms,
                    help=f"micro-batching window (default {limits.batch_window_ms} ms)")
     p.add_argument("--no-micro-batching", action="store_true")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="auto",
+                   help="int8 = ONNX Runtime on the CPU, needs entitylink[onnx] (default auto)")
 
     p = sub.add_parser("demo", help="the main job on embedded defaults (HPO + packaged MiniLM)",
                        description="Hold out one synonym per HPO concept, index the rest, report acc@1/@5 "
@@ -321,6 +326,7 @@ def cmd_info(args: argparse.Namespace) -> None:
         ("model", enc["model"]),
         ("pooling", enc["pooling"]),
         ("max_length", enc["max_length"]),
+        ("encoded in", meta.get("encoder_precision", "not recorded")),
         ("dimension", meta.get("dim")),
         ("search", meta.get("faiss")),
         ("normalisation", json.dumps(meta.get("normalizer"))),

@@ -29,3 +29,7 @@ class IndexMismatchError(EntityLinkError):
 
 class ModelLoadError(EntityLinkError):
     """A model could not be loaded from a local path or the Hugging Face hub."""
+
+
+class MissingDependencyError(EntityLinkError, ImportError):
+    """An optional dependency needed for the requested feature is not installed."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import platform
 from pathlib import Path
 from typing import Literal
@@ -12,11 +13,13 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-Precision = Literal["auto", "fp32", "bf16"]
-PRECISIONS = ("auto", "fp32", "bf16")
+Precision = Literal["auto", "fp32", "bf16", "int8"]
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 # CPU flags that give bf16 matrix units; AVX2-only CPUs emulate bf16 and run it slower than fp32.
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+# oneDNN (torch's bf16 matmuls on the CPU) can be capped below those units with ONEDNN_MAX_CPU_ISA.
+_ONEDNN_ISAS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
 
 
 @functools.lru_cache(maxsize=1)
@@ -64,21 +67,30 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def bf16_is_fast(device: torch.device, flags: frozenset[str] | None = None) -> bool:
-    """True where bf16 matmuls run in hardware: CUDA GPUs with bf16 support, CPUs with AMX/AVX512-BF16."""
+    """True where bf16 matmuls run in hardware: CUDA GPUs with bf16 support, CPUs with AMX/AVX512-BF16
+    (unless ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below them)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
         flags = cpu_flags() if flags is None else flags
-        return any(flag in flags for flag in BF16_CPU_FLAGS)
+        cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").upper()
+        return any(flag in flags for flag in BF16_CPU_FLAGS) and cap not in _ONEDNN_ISAS_WITHOUT_BF16
     return False
 
 
 def resolve_precision(
     precision: str, device: torch.device, flags: frozenset[str] | None = None
-) -> Literal["fp32", "bf16"]:
-    """Turn ``auto`` into ``bf16`` or ``fp32`` for this device; log the choice and why."""
+) -> Literal["fp32", "bf16", "int8"]:
+    """Turn ``auto`` into ``bf16`` or ``fp32`` for this device; log the choice and why.
+
+    ``auto`` never picks ``int8``: its vectors differ more from fp32 (mean cosine about 0.99), so it is
+    chosen explicitly. ``int8`` runs on the CPU only.
+    """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    if precision == "int8" and device.type != "cpu":
+        raise ValueError(f"precision='int8' runs on the CPU (ONNX Runtime), not on {device}; "
+                         "use 'auto' or 'bf16' there")
     if precision != "auto":
         return precision  # type: ignore[return-value]
     fast = bf16_is_fast(device, flags)

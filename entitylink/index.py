@@ -305,6 +305,7 @@ def _meta(ontology: Ontology, encoder: Encoder, normalizer: Normalizer, merge_sh
         "ontology": ontology.name,
         "encoder": encoder.config(),
         "encoder_fingerprint": encoder.fingerprint(),
+        "encoder_precision": encoder.precision,  # the vectors were computed so; queries may use another
         "normalizer": normalizer.to_dict(),
         "merge_shared_names": merge_shared_names,
         "faiss": describe(index),

@@ -165,6 +165,9 @@ class MirrorTrainer:
             raise ValueError(f"epochs must be at least 1, not {epochs}")
         if checkpoint_every is not None and out is None:
             raise ValueError("checkpoint_every needs an output directory (out=...)")
+        if precision == "int8" or (isinstance(encoder, Encoder) and encoder.precision == "int8"):
+            raise ValueError("precision='int8' is for encoding only: train with 'auto', 'fp32' or 'bf16', "
+                             "then load the saved model with Encoder(path, precision='int8')")
         self.encoder = encoder if isinstance(encoder, Encoder) else Encoder(encoder, precision=precision)
         self.base_model = self.encoder.model_id
         self.config = TrainingConfig(

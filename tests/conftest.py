@@ -43,6 +43,20 @@ def write_tiny_bert(path: Path, seed: int = 0) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Exported int8 models go to a temporary cache, never the user's ~/.cache."""
+    import os
+
+    before = os.environ.get("ENTITYLINK_CACHE")
+    os.environ["ENTITYLINK_CACHE"] = str(tmp_path_factory.mktemp("entitylink-cache"))
+    yield
+    if before is None:
+        os.environ.pop("ENTITYLINK_CACHE", None)
+    else:
+        os.environ["ENTITYLINK_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
 def tiny_model_session(tmp_path_factory) -> Path:
     return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))

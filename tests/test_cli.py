@@ -59,6 +59,20 @@ def test_evaluate_and_info(index_dir, tmp_path, capsys):
     assert main(["info", str(index_dir)]) == 0
     info = capsys.readouterr().out
     assert "entries" in info and "cls" in info and "example_medic.txt" in info
+    assert "encoded in           fp32" in info
+
+
+def test_int8_from_the_command_line(index_dir, monkeypatch, capsys):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setattr("sys.stdin", io.StringIO("NIDDM\n"))
+    assert main(["-q", "link", "--index", str(index_dir), "--k", "1", "--precision", "int8"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("NIDDM\t1\tD003924\t")
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)
+    assert main(["-q", "link", "--index", str(index_dir), "--precision", "int8"]) == 2
+    assert "pip install 'entitylink[onnx]'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # training runs in torch: int8 is not offered
+        main(["train", "--ontology", "hpo", "--out", "x", "--precision", "int8"])
+    assert "invalid choice: 'int8'" in capsys.readouterr().err
 
 
 def test_errors_are_one_line_not_tracebacks(tmp_path, capsys):

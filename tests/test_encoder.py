@@ -116,7 +116,7 @@ def test_bad_options(tiny_model):
     with pytest.raises(ValueError, match="pooling must be one of"):
         Encoder(tiny_model, pooling="max")
     with pytest.raises(ValueError, match="precision must be one of"):
-        Encoder(tiny_model, precision="int8")
+        Encoder(tiny_model, precision="int4")
     with pytest.raises(ValueError, match="max_length"):
         Encoder(tiny_model, max_length=1)
 

@@ -18,6 +18,13 @@ def test_bf16_fast_only_with_bf16_units():
     assert not bf16_is_fast(CPU, frozenset())
 
 
+def test_a_onednn_isa_cap_below_bf16_units_means_bf16_is_slow(monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    assert not bf16_is_fast(CPU, AMX)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
+    assert bf16_is_fast(CPU, AMX)
+
+
 def test_auto_precision_follows_the_flags_and_is_logged(caplog):
     with caplog.at_level(logging.INFO, logger="entitylink.hardware"):
         assert resolve_precision("auto", CPU, AMX) == "bf16"
@@ -30,6 +37,10 @@ def test_explicit_precision_wins_and_bad_values_fail():
     assert resolve_precision("bf16", CPU, AVX2_ONLY) == "bf16"
     with pytest.raises(ValueError, match="precision must be one of"):
         resolve_precision("fp16", CPU, AMX)
+    assert resolve_precision("int8", CPU, AVX2_ONLY) == "int8"
+    assert resolve_precision("auto", CPU, AVX2_ONLY) == "fp32"  # auto never picks int8
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        resolve_precision("int8", torch.device("cuda"), AMX)
 
 
 def test_describe_cpu_names_the_machine():
