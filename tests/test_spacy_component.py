@@ -99,6 +99,16 @@ def test_round_trip_through_nlp_to_disk_and_spacy_load(index_dir, tmp_path):
     assert links(loaded(ABSTRACT)) == expected
 
 
+def test_int8_precision_reaches_the_encoder_and_survives_to_disk(index_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    nlp = make_nlp(index_dir, precision="int8", threshold=0.9)
+    assert nlp.get_pipe("entitylink").linker.index.encoder.precision == "int8"
+    found = {text: kb_id for text, kb_id, _ in links(nlp(ABSTRACT))}
+    assert found["heart attack"] == "D009203" and found["Fits"] == "D012640"
+    nlp.to_disk(tmp_path / "pipeline")
+    assert spacy.load(tmp_path / "pipeline").get_pipe("entitylink").linker.index.encoder.precision == "int8"
+
+
 def test_batch_size_reaches_the_encoder(index_dir):
     nlp = make_nlp(index_dir, batch_size=7)
     assert nlp.get_pipe("entitylink").linker.index.encoder.batch_size == 7
