@@ -23,8 +23,9 @@ import torch
 from benchmarks._record import markdown_table, write_record
 from benchmarks.speed import ncbi_acc1, timed
 from entitylink import Encoder, Ontology
+from entitylink.errors import MissingDependencyError
 from entitylink.normalize import Normalizer
-from entitylink.onnx_backend import OnnxSession, export_onnx
+from entitylink.onnx_backend import OnnxSession, export_onnx, require_onnxruntime
 
 
 class OnnxEncoder(Encoder):
@@ -35,7 +36,7 @@ class OnnxEncoder(Encoder):
         self.session = session
 
     def forward(self, batch: dict[str, torch.Tensor], model: torch.nn.Module | None = None) -> torch.Tensor:
-        return torch.from_numpy(self.session(batch["input_ids"].numpy(), batch["attention_mask"].numpy()))
+        return self.session(batch)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,9 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/onnx_probe.json"))
     args = parser.parse_args(argv)
     try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        parser.error("needs onnxruntime and onnx: pip install 'entitylink[onnx]'")
+        require_onnxruntime()
+    except MissingDependencyError as err:
+        parser.error(str(err))
+    import onnxruntime
     medic = args.data / "medic" / "medic_06Jul2012.txt"
     source = Ontology.load(f"medic:{medic}") if medic.is_file() else Ontology.load("hpo")
     names = Normalizer().normalize_all(list(dict.fromkeys(source.names)))[: args.n]

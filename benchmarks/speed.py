@@ -33,7 +33,9 @@ import torch
 from benchmarks._record import markdown_table, write_record
 from entitylink import Encoder, Ontology
 from entitylink.encoder import default_model_path, pool
+from entitylink.errors import MissingDependencyError
 from entitylink.normalize import Normalizer
+from entitylink.onnx_backend import require_onnxruntime
 
 
 def plain_loop(model_path: str, batch_size: int, max_length: int, device: str) -> Callable[[list[str]], np.ndarray]:
@@ -73,9 +75,8 @@ AVX2_CAPS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "
 
 def onnxruntime_available() -> bool:
     try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
+        require_onnxruntime()
+    except MissingDependencyError:
         return False
     return True
 

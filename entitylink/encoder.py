@@ -211,11 +211,7 @@ class Encoder:
                 for b in range(math.ceil(len(order) / bs)):
                     rows = order[b * bs : (b + 1) * bs]
                     batch = _pad([ids[i] for i in rows], pad_id, self._takes_token_types, self.device)
-                    vectors = (
-                        torch.from_numpy(self._int8(batch["input_ids"].numpy(), batch["attention_mask"].numpy()))
-                        if self._int8 is not None
-                        else self.forward(batch)
-                    )
+                    vectors = self._int8(batch) if self._int8 is not None else self.forward(batch)
                     pending.append(torch.nn.functional.normalize(vectors.float(), dim=-1))
                     bar.update(len(rows))
                 out[start + order] = torch.cat(pending).cpu().numpy()

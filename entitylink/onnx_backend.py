@@ -16,7 +16,6 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .encoder import pool
@@ -125,9 +124,10 @@ class OnnxSession:
         self.path = Path(path)
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
 
-    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """Pooled, un-normalised float32 vectors of shape (batch, dim)."""
-        return self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0]
+    def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled, un-normalised float32 vectors of shape (batch, dim) for a padded CPU batch."""
+        feed = {name: batch[name].numpy() for name in ("input_ids", "attention_mask")}
+        return torch.from_numpy(self.session.run(None, feed)[0])
 
 
 def cached_int8_session(model: torch.nn.Module, pooling: str, fingerprint: str) -> OnnxSession:
