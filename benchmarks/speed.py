@@ -9,6 +9,9 @@ Encodes the same MEDIC names with
   (d) our ``Encoder`` with ``precision="auto"`` (bf16 where the CPU has AMX/AVX512-BF16),
   (e) our ``Encoder`` with ``precision="int8"`` (ONNX Runtime; CPU only, needs ``entitylink[onnx]``),
   (f) with ``--compile``: (d) with the model under ``torch.compile(dynamic=True)``,
+  (g) with ``--torch-int8``: (c) with every Linear layer swapped by PyTorch's own dynamic int8
+      quantisation (``torch.ao.quantization.quantize_dynamic``, per-channel weights; fbgemm kernels), a
+      reference: unlike (e) it can be capped at AVX2, so it shows what int8 kernels gain there,
 and reports names/s, the ratio to (a) and (b), the smallest cosine to fp32, and the change of acc@1 on
 the NCBI-disease test split (MEDIC + train/dev dictionary) when the dictionary is encoded that way.
 Falls back to HPO names when ``--data`` has no MEDIC file.
@@ -73,6 +76,21 @@ AVX2_CAPS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "
              "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"}
 
 
+def torch_dynamic_int8(encoder: Encoder) -> Encoder:
+    """``encoder`` with its Linear layers swapped for torch's dynamic int8 ones (a deprecated API; a reference)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecation notices for torch.ao and quantised tensors
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        weights = encoder.fingerprint()  # the quantised state dict holds packed tuples, not tensors
+        encoder.model = quantize_dynamic(encoder.model, {torch.nn.Linear: per_channel_dynamic_qconfig},
+                                         dtype=torch.qint8)
+    encoder.fingerprint = lambda: weights
+    return encoder
+
+
 def onnxruntime_available() -> bool:
     try:
         require_onnxruntime()
@@ -114,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--no-accuracy", action="store_true", help="skip the NCBI acc@1 comparison")
     parser.add_argument("--compile", action="store_true", help="add (f): precision=auto under torch.compile")
+    parser.add_argument("--torch-int8", action="store_true",
+                        help="add (g): torch's own dynamic int8 quantisation (fbgemm), a reference")
     parser.add_argument("--emulate-avx2", action="store_true",
                         help="cap torch's CPU kernels at AVX2 (stand-in for an AVX2-only machine)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speed.json"))
@@ -158,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.compile:
         encoders[compiled] = Encoder(model_path, pooling="mean", precision="auto", batch_size=bs, device=device)
         encoders[compiled].model = torch.compile(encoders[compiled].model, dynamic=True)
+    if args.torch_int8 and device == "cpu":
+        encoders["(g) torch dynamic int8 (fbgemm), reference"] = torch_dynamic_int8(
+            Encoder(model_path, pooling="mean", precision="fp32", batch_size=bs, device=device))
+    elif args.torch_int8:
+        skipped["(g) torch dynamic int8 (fbgemm), reference"] = "CPU only"
     warm_seconds = {}
     for label, encoder in encoders.items():
         start = time.perf_counter()

@@ -1,0 +1,42 @@
+"""The encoding-speed benchmark: one small run of the whole table."""
+
+import json
+import shutil
+
+import torch
+
+from benchmarks import speed
+from entitylink import DictionaryIndex, Encoder
+from tests.conftest import ONTOLOGIES
+
+
+def test_one_run_compares_every_encoder_against_fp32(tiny_model_session, tmp_path):
+    data = tmp_path / "data"
+    (data / "medic").mkdir(parents=True)
+    shutil.copy(ONTOLOGIES / "example_medic.txt", data / "medic" / "medic_06Jul2012.txt")
+    out = tmp_path / "speed.json"
+    argv = ["--data", str(data), "--n", "40", "--model", str(tiny_model_session), "--batch-size", "16",
+            "--repeats", "1", "--no-accuracy", "--torch-int8", "--out", str(out)]
+    assert speed.main(argv) == 0
+    record = json.loads(out.read_text())
+    rows = record["results"]
+    assert [label[:3] for label in rows] == ["(a)", "(b)", "(c)", "(d)", "(e)", "(g)"]
+    assert record["names"] > 20 and record["source"].startswith("medic")
+    first = next(iter(rows.values()))
+    assert first["vs_a"] == 1.0
+    cosine = {label[:3]: row["min_cosine_vs_fp32"] for label, row in rows.items()}
+    # the baselines pad differently but encode the same thing: their vectors must match ours
+    assert cosine["(a)"] > 0.9999 and cosine["(b)"] > 0.9999 and cosine["(c)"] == 1.0
+    assert 0.8 < cosine["(g)"] < 0.99999  # quantised: close, never identical
+    assert all(row["names_per_s"] > 0 for row in rows.values())
+
+
+def test_torch_int8_reference_swaps_every_linear_layer_and_still_builds_an_index(tiny_model_session, medic_example):
+    fp32 = Encoder(tiny_model_session, precision="fp32")
+    encoder = speed.torch_dynamic_int8(Encoder(tiny_model_session, precision="fp32"))
+    modules = list(encoder.model.modules())
+    assert not any(type(m) is torch.nn.Linear for m in modules)
+    assert any(type(m).__module__.startswith("torch.ao.nn.quantized.dynamic") for m in modules)
+    assert encoder.fingerprint() == fp32.fingerprint()
+    index = DictionaryIndex.build(medic_example, encoder, show_progress=False)  # as the acc@1 column does
+    assert len(index) > 0 and index.meta["encoder_fingerprint"] == fp32.fingerprint()
