@@ -9,7 +9,7 @@ Encodes the same MEDIC names with
   (d) our ``Encoder`` with ``precision="auto"`` (bf16 where the CPU has AMX/AVX512-BF16),
   (e) our ``Encoder`` with ``precision="int8"`` (ONNX Runtime; CPU only, needs ``entitylink[onnx]``),
   (f) with ``--compile``: (d) with the model under ``torch.compile(dynamic=True)``,
-  (g) with ``--torch-int8``: (c) with every Linear layer swapped by PyTorch's own dynamic int8
+  (g) with ``--torch-int8``: (c) with every Linear layer replaced by PyTorch's own dynamic int8
       quantisation (``torch.ao.quantization.quantize_dynamic``, per-channel weights; fbgemm kernels), a
       reference: unlike (e) it can be capped at AVX2, so it shows what int8 kernels gain there,
 and reports names/s, the ratio to (a) and (b), the smallest cosine to fp32, and the change of acc@1 on
@@ -178,11 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.compile:
         encoders[compiled] = Encoder(model_path, pooling="mean", precision="auto", batch_size=bs, device=device)
         encoders[compiled].model = torch.compile(encoders[compiled].model, dynamic=True)
+    torch_int8 = "(g) torch dynamic int8 (fbgemm), reference"
     if args.torch_int8 and device == "cpu":
-        encoders["(g) torch dynamic int8 (fbgemm), reference"] = torch_dynamic_int8(
+        encoders[torch_int8] = torch_dynamic_int8(
             Encoder(model_path, pooling="mean", precision="fp32", batch_size=bs, device=device))
     elif args.torch_int8:
-        skipped["(g) torch dynamic int8 (fbgemm), reference"] = "CPU only"
+        skipped[torch_int8] = "CPU only"
     warm_seconds = {}
     for label, encoder in encoders.items():
         start = time.perf_counter()
