@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     emulated = all(os.environ.get(k) == v for k, v in AVX2_CAPS.items())
     if args.emulate_avx2 and not emulated:  # the caps are read when the libraries load: start afresh
-        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.speed", *sys.argv[1:]],
+        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.speed", *(sys.argv[1:] if argv is None else argv)],
                   {**os.environ, **AVX2_CAPS})
     from transformers.utils import logging as hf_logging
 
@@ -161,27 +161,25 @@ def main(argv: list[str] | None = None) -> int:
     for label, encode in baselines.items():  # loaded and warmed outside the timing, as our encoders are
         encode(names[:512])
         runs[label] = lambda e=encode: e(names)
-    encoders = {
-        "(c) entitylink Encoder, fp32": Encoder(model_path, pooling="mean", precision="fp32", batch_size=bs,
-                                                device=device),
-        "(d) entitylink Encoder, precision=auto": Encoder(model_path, pooling="mean", precision="auto",
-                                                          batch_size=bs, device=device),
-    }
+
+    def ours(precision: str) -> Encoder:  # the settings the baselines run with
+        return Encoder(model_path, pooling="mean", max_length=ml, precision=precision, batch_size=bs, device=device)
+
+    encoders = {"(c) entitylink Encoder, fp32": ours("fp32"), "(d) entitylink Encoder, precision=auto": ours("auto")}
     skipped = {}
     int8 = "(e) entitylink Encoder, precision=int8 (ONNX Runtime)"
     if device != "cpu" or emulated or not onnxruntime_available():
         skipped[int8] = ("CPU only" if device != "cpu" else "ONNX Runtime cannot be capped at AVX2" if emulated
                          else "onnxruntime not installed")
     else:
-        encoders[int8] = Encoder(model_path, pooling="mean", precision="int8", batch_size=bs)
+        encoders[int8] = ours("int8")
     compiled = "(f) entitylink Encoder, precision=auto + torch.compile"
     if args.compile:
-        encoders[compiled] = Encoder(model_path, pooling="mean", precision="auto", batch_size=bs, device=device)
+        encoders[compiled] = ours("auto")
         encoders[compiled].model = torch.compile(encoders[compiled].model, dynamic=True)
     torch_int8 = "(g) torch dynamic int8 (fbgemm), reference"
     if args.torch_int8 and device == "cpu":
-        encoders[torch_int8] = torch_dynamic_int8(
-            Encoder(model_path, pooling="mean", precision="fp32", batch_size=bs, device=device))
+        encoders[torch_int8] = torch_dynamic_int8(ours("fp32"))
     elif args.torch_int8:
         skipped[torch_int8] = "CPU only"
     warm_seconds = {}
