@@ -12,6 +12,7 @@ from pathlib import Path
 from . import __version__
 from .encoder import Encoder
 from .errors import EntityLinkError
+from .hardware import PRECISIONS
 from .serve_settings import ServiceSettings
 from .trainer import TrainingConfig
 
@@ -52,6 +53,9 @@ def _positive(text: str) -> int:
     return value
 
 
+INT8_HELP = "int8 = ONNX Runtime on the CPU, needs entitylink[onnx]"
+
+
 def _add_encoder_options(
     parser: argparse.ArgumentParser, model: bool = True, batch_size: int | None = None, int8: bool = True
 ) -> None:
@@ -64,10 +68,9 @@ def _add_encoder_options(
         max_length = _default(Encoder.__init__, "max_length")
         group.add_argument("--max-length", type=_positive, default=max_length,
                            help=f"tokens per name (default {max_length})")
-    group.add_argument("--precision", choices=["auto", "fp32", "bf16"] + (["int8"] if int8 else []), default="auto",
+    group.add_argument("--precision", choices=[p for p in PRECISIONS if int8 or p != "int8"], default="auto",
                        help="auto = bf16 only where the hardware runs it fast" +
-                            ("; int8 = ONNX Runtime on the CPU, needs entitylink[onnx]" if int8 else "") +
-                            " (default auto)")
+                            (f"; {INT8_HELP}" if int8 else "") + " (default auto)")
     group.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if present)")
     shown = batch_size or "1024 on a GPU, 256 on a CPU"
     group.add_argument("--batch-size", type=_positive, default=batch_size,
@@ -171,8 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-window-ms", type=float, default=limits.batch_window_ms,
                    help=f"micro-batching window (default {limits.batch_window_ms} ms)")
     p.add_argument("--no-micro-batching", action="store_true")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="auto",
-                   help="int8 = ONNX Runtime on the CPU, needs entitylink[onnx] (default auto)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help=f"{INT8_HELP} (default auto)")
 
     p = sub.add_parser("demo", help="the main job on embedded defaults (HPO + packaged MiniLM)",
                        description="Hold out one synonym per HPO concept, index the rest, report acc@1/@5 "
