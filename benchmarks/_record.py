@@ -7,8 +7,8 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from entitylink._atomic import atomic_write_text
-from entitylink.hardware import describe_cpu
+from entitylink._io import atomic_write_text
+from entitylink.model.hardware import describe_cpu
 
 
 def write_record(path: Path, record: dict) -> dict:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchmarks._record import write_record
 from entitylink import Ontology
-from entitylink.encoder import default_model_path
+from entitylink.model.encoder import default_model_path
 
 
 def count(config) -> dict:

@@ -25,10 +25,10 @@ from pathlib import Path
 from benchmarks._record import describe_machine
 from benchmarks.ncbi_disease import Benchmark, dense, run_settings
 from entitylink import DictionaryIndex, Encoder, Linker, Ontology, evaluate
-from entitylink._atomic import atomic_write_text
-from entitylink.hardware import bf16_is_fast, resolve_device
-from entitylink.preprocess import QueryPreprocessor, read_spelling
-from entitylink.trainer import MirrorTrainer
+from entitylink._io import atomic_write_text
+from entitylink.model.hardware import bf16_is_fast, resolve_device
+from entitylink.model.trainer import MirrorTrainer
+from entitylink.text.preprocess import QueryPreprocessor, read_spelling
 
 logger = logging.getLogger("benchmarks.mirror_bert")
 

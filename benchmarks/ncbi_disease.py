@@ -26,12 +26,12 @@ from pathlib import Path
 import pandas as pd
 
 from entitylink import DictionaryIndex, Encoder, Linker, Ontology, evaluate
-from entitylink._atomic import atomic_write_text
-from entitylink.hardware import describe_cpu
-from entitylink.preprocess import Query, QueryPreprocessor, drop_unknown, read_spelling
-from entitylink.pubtator import read_pubtator
-from entitylink.sparse import HybridIndex, SparseIndex
-from entitylink.trainer import MirrorTrainer
+from entitylink._io import atomic_write_text
+from entitylink.index import HybridIndex, SparseIndex
+from entitylink.model.hardware import describe_cpu
+from entitylink.model.trainer import MirrorTrainer
+from entitylink.text.preprocess import Query, QueryPreprocessor, drop_unknown, read_spelling
+from entitylink.text.pubtator import read_pubtator
 
 logger = logging.getLogger("benchmarks.ncbi_disease")
 

@@ -24,8 +24,8 @@ from benchmarks._record import markdown_table, write_record
 from benchmarks.speed import ncbi_acc1, timed
 from entitylink import Encoder, Ontology
 from entitylink.errors import MissingDependencyError
-from entitylink.normalize import Normalizer
-from entitylink.onnx_backend import OnnxSession, export_onnx, require_onnxruntime
+from entitylink.model.onnx_backend import OnnxSession, export_onnx, require_onnxruntime
+from entitylink.text.normalize import Normalizer
 
 
 class OnnxEncoder(Encoder):

@@ -31,7 +31,7 @@ import numpy as np
 
 from benchmarks._record import markdown_table, write_record
 from benchmarks.simulate import SimulatedDictionary, recall_at
-from entitylink.search import SearchSpec, after_fill, make_index, set_search_parameters, training_size
+from entitylink.index.search import SearchSpec, after_fill, make_index, set_search_parameters, training_size
 
 # label -> (spec, query-time settings to try on the one built index). Besides the defaults, the
 # variants of IVF-PQ that led to ``auto``'s choice for 512+ dimensions (benchmarks/README.md).

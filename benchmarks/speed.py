@@ -35,10 +35,11 @@ import torch
 
 from benchmarks._record import markdown_table, write_record
 from entitylink import Encoder, Ontology
-from entitylink.encoder import default_model_path, pool
 from entitylink.errors import MissingDependencyError
-from entitylink.normalize import Normalizer
-from entitylink.onnx_backend import require_onnxruntime
+from entitylink.model.encoder import default_model_path
+from entitylink.model.onnx_backend import require_onnxruntime
+from entitylink.model.pooling import pool
+from entitylink.text.normalize import Normalizer
 
 
 def plain_loop(model_path: str, batch_size: int, max_length: int, device: str) -> Callable[[list[str]], np.ndarray]:
@@ -111,7 +112,7 @@ def timed(fn, repeats: int) -> tuple[float, np.ndarray]:
 def ncbi_acc1(data: Path, encoder: Encoder) -> float | None:
     """acc@1 on NCBI test when the dictionary is encoded with ``encoder``."""
     from benchmarks.ncbi_disease import Benchmark, dense, run_settings
-    from entitylink.preprocess import QueryPreprocessor, read_spelling
+    from entitylink.text.preprocess import QueryPreprocessor, read_spelling
 
     if not (data / "ncbi-disease").is_dir():
         return None

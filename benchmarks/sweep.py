@@ -19,8 +19,8 @@ from pathlib import Path
 from benchmarks._record import write_record
 from benchmarks.ncbi_disease import Benchmark, dense, run_settings
 from entitylink import Encoder
-from entitylink.preprocess import QueryPreprocessor, read_spelling
-from entitylink.trainer import MirrorTrainer, TrainingConfig
+from entitylink.model.trainer import MirrorTrainer, TrainingConfig
+from entitylink.text.preprocess import QueryPreprocessor, read_spelling
 
 
 def _flag(text: str) -> bool:

@@ -32,4 +32,22 @@ class ModelLoadError(EntityLinkError):
 
 
 class MissingDependencyError(EntityLinkError, ImportError):
-    """An optional dependency needed for the requested feature is not installed."""
+    """An optional dependency needed for the requested feature is not installed.
+
+    The message names the feature, the missing package and the ``pip install`` command that adds it.
+    """
+
+    def __init__(self, feature: str, package: str, install: str, cause: BaseException | None = None):
+        self.feature, self.package, self.install = feature, package, install
+        detail = f" ({cause})" if cause is not None else ""
+        super().__init__(f"{feature} needs {package}: {install}{detail}")
+
+
+def require(module: str, feature: str, install: str) -> None:
+    """Import ``module`` or raise :class:`MissingDependencyError` telling how to install it."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError as err:
+        raise MissingDependencyError(feature, module.split(".")[0], install, err) from err

@@ -20,7 +20,7 @@ def train_worker(rank: int, world: int, port: int, model_dir: str, out_dir: str)
     import torch.distributed as dist
 
     from entitylink import Encoder
-    from entitylink.trainer import MirrorTrainer
+    from entitylink.model.trainer import MirrorTrainer
 
     encoder = Encoder(model_dir, precision="fp32")
     trainer = MirrorTrainer(encoder, out=Path(out_dir) / "model", **train_settings()).fit(NAMES)
@@ -31,7 +31,7 @@ def train_worker(rank: int, world: int, port: int, model_dir: str, out_dir: str)
 def index_worker(rank: int, world: int, port: int, model_dir: str, ontology: str, out_dir: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
                       LOCAL_RANK=str(rank))
-    from entitylink.cli import main
+    from entitylink.apps.cli import main
 
     code = main(["-q", "index", "--ontology", ontology, "--model", model_dir, "--precision", "fp32",
                  "--batch-size", "7", "--out", out_dir])
@@ -41,7 +41,7 @@ def index_worker(rank: int, world: int, port: int, model_dir: str, ontology: str
 def link_worker(rank: int, world: int, port: int, index_dir: str, mentions: str, output: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
                       LOCAL_RANK=str(rank))
-    from entitylink.cli import main
+    from entitylink.apps.cli import main
 
     assert main(["-q", "link", "--index", index_dir, "--input", mentions, "--output", output,
                  "--precision", "fp32"]) == 0

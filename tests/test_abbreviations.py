@@ -1,6 +1,6 @@
 import pytest
 
-from entitylink.abbreviations import AbbreviationFinder, best_long_form, expand, is_short_form, schwartz_hearst
+from entitylink.text.abbreviations import AbbreviationFinder, best_long_form, expand, is_short_form, schwartz_hearst
 
 TEXT = (
     "Ataxia-telangiectasia (A-T) is a recessive disorder. Myotonic dystrophy (DM) is common. "

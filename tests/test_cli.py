@@ -4,7 +4,7 @@ import json
 import pytest
 
 from entitylink import __version__
-from entitylink.cli import main
+from entitylink.apps.cli import main
 
 from .conftest import ONTOLOGIES
 

@@ -3,8 +3,8 @@
 import inspect
 from dataclasses import fields
 
-from entitylink.cli import build_parser
-from entitylink.trainer import MirrorTrainer, TrainingConfig
+from entitylink.apps.cli import build_parser
+from entitylink.model.trainer import MirrorTrainer, TrainingConfig
 
 
 def test_trainer_signature_matches_its_config():

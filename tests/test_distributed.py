@@ -21,7 +21,7 @@ def free_port() -> int:
 
 @pytest.mark.slow
 def test_two_gloo_ranks_match_one_process_with_the_global_batch(tiny_model, tmp_path):
-    from entitylink.trainer import MirrorTrainer
+    from entitylink.model.trainer import MirrorTrainer
 
     single = Encoder(tiny_model, precision="fp32")
     expected = MirrorTrainer(single, **dist_workers.train_settings()).fit(dist_workers.NAMES)
@@ -53,7 +53,7 @@ def test_two_gloo_ranks_build_the_same_index(tiny_model, tmp_path):
     from .conftest import ONTOLOGIES
 
     spec = f"medic:{ONTOLOGIES / 'example_medic.txt'}"
-    from entitylink.cli import main
+    from entitylink.apps.cli import main
 
     assert main(["-q", "index", "--ontology", spec, "--model", str(tiny_model), "--precision", "fp32",
                  "--out", str(tmp_path / "single")]) == 0
@@ -70,7 +70,7 @@ def test_two_gloo_ranks_build_the_same_index(tiny_model, tmp_path):
 
 @pytest.mark.slow
 def test_two_gloo_ranks_link_a_file_in_order(tiny_model, tmp_path):
-    from entitylink.cli import main
+    from entitylink.apps.cli import main
 
     from .conftest import ONTOLOGIES
 

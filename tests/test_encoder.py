@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-import entitylink.encoder as encoder_module
+import entitylink.model.encoder as encoder_module
 from entitylink import Encoder, ModelLoadError
-from entitylink.encoder import _pad, pool
+from entitylink.model.encoder import _pad
+from entitylink.model.pooling import pool
 
 TEXTS = ["heart attack", "a", "myocardial infarction of the left ventricle, acute", "", "fits", "high blood pressure"]
 

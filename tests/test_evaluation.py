@@ -1,7 +1,7 @@
 import pytest
 
 from entitylink import Candidate, accuracy_at_k
-from entitylink.evaluation import first_hit_rank, is_match, query_hit_rank, read_queries, score
+from entitylink.link.evaluation import first_hit_rank, is_match, query_hit_rank, read_queries, score
 
 
 def test_alternatives_on_either_side():

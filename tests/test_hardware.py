@@ -3,7 +3,7 @@ import logging
 import pytest
 import torch
 
-from entitylink.hardware import bf16_is_fast, describe_cpu, resolve_precision
+from entitylink.model.hardware import bf16_is_fast, describe_cpu, resolve_precision
 
 CPU = torch.device("cpu")
 AMX = frozenset({"avx2", "avx512f", "amx_bf16", "amx_tile"})
@@ -26,7 +26,7 @@ def test_a_onednn_isa_cap_below_bf16_units_means_bf16_is_slow(monkeypatch):
 
 
 def test_auto_precision_follows_the_flags_and_is_logged(caplog):
-    with caplog.at_level(logging.INFO, logger="entitylink.hardware"):
+    with caplog.at_level(logging.INFO, logger="entitylink.model.hardware"):
         assert resolve_precision("auto", CPU, AMX) == "bf16"
         assert resolve_precision("auto", CPU, AVX2_ONLY) == "fp32"
     assert "precision=auto -> bf16" in caplog.text and "precision=auto -> fp32" in caplog.text

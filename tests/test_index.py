@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from entitylink import DataFormatError, DictionaryIndex, Encoder, IndexMismatchError, Normalizer, Ontology
-from entitylink.index import dictionary_entries
-from entitylink.search import SearchSpec
+from entitylink.index.search import SearchSpec
 
 
 @pytest.fixture
@@ -17,11 +16,11 @@ def shared_names():
 
 
 def test_shared_names_are_merged_with_joined_ids(shared_names):
-    entries = dictionary_entries(shared_names, Normalizer())
+    entries = shared_names.entries(Normalizer())
     row = entries[entries.text == "aniridia"]
     assert len(row) == 1 and row.concept_id.iloc[0] == "MESH:D1|OMIM:106210"
     assert row.name.iloc[0] == "Aniridia"  # display keeps the first spelling
-    separate = dictionary_entries(shared_names, Normalizer(), merge_shared_names=False)
+    separate = shared_names.entries(Normalizer(), merge_shared_names=False)
     assert sorted(separate[separate.text == "aniridia"].concept_id) == ["MESH:D1", "OMIM:106210"]
 
 
@@ -39,7 +38,8 @@ def test_trained_index_encodes_each_name_once(medic_example, tiny_encoder, monke
     seen = []
     encode = tiny_encoder.encode
     monkeypatch.setattr(tiny_encoder, "encode", lambda texts, **kw: seen.extend(texts) or encode(texts, **kw))
-    monkeypatch.setattr("entitylink.index.training_size", lambda index, n: n // 2)  # some names outside the sample
+    # some names outside the sample
+    monkeypatch.setattr("entitylink.index.dense.training_size", lambda index, n: n // 2)
     spec = SearchSpec(kind="ivf", nlist=2, nprobe=2, float16=float16)
     index = DictionaryIndex.build(medic_example, tiny_encoder, search=spec, chunk_size=7)
     assert sorted(seen) == sorted(index.texts)  # the training sample is not encoded a second time

@@ -57,7 +57,7 @@ def test_link_frame(linker):
 
 
 def test_bad_k(linker):
-    with pytest.raises(ValueError, match="k must be at least 1"):
+    with pytest.raises(ValueError, match="k must be an integer of at least 1"):
         linker.link("fits", k=0)
 
 

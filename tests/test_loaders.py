@@ -3,7 +3,7 @@
 import pytest
 
 from entitylink import DataFormatError, EntityLinkError, Ontology
-from entitylink.loaders import read_lines
+from entitylink._io import read_lines
 
 from .conftest import ONTOLOGIES
 
@@ -150,7 +150,7 @@ def test_umls_truncated_line(tmp_path):
 
 def test_umls_streams_lines(tmp_path, monkeypatch):
     """The reader is a generator over lines: it never reads the file whole."""
-    from entitylink import loaders
+    from entitylink.ontology import umls as loaders
 
     calls = []
     real = loaders.read_lines

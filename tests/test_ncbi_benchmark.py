@@ -12,7 +12,7 @@ pytestmark = [
 
 def test_protocol_counts_and_tfidf_baseline():
     from benchmarks.ncbi_disease import Benchmark, run_settings, sparse
-    from entitylink.preprocess import QueryPreprocessor, read_spelling
+    from entitylink.text.preprocess import QueryPreprocessor, read_spelling
 
     spelling = read_spelling(SHARED_DATA / "medic" / "ncbi-spell-check.txt")
     assert len(spelling) == 37  # 37 pairs; the last line has no newline, so `wc -l` says 36

@@ -1,7 +1,7 @@
 import pytest
 
 from entitylink import Normalizer
-from entitylink.normalize import IDENTITY
+from entitylink.text.normalize import IDENTITY
 
 
 def test_default_lowercases_and_turns_punctuation_into_space():

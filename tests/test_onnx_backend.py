@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from entitylink import Encoder, onnx_backend
+from entitylink import Encoder
 from entitylink.errors import MissingDependencyError
-from entitylink.trainer import MirrorTrainer
+from entitylink.model import onnx_backend
+from entitylink.model.trainer import MirrorTrainer
 from tests.conftest import write_tiny_bert
 
 pytest.importorskip("onnxruntime")

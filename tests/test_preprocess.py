@@ -1,8 +1,8 @@
 import pytest
 
 from entitylink import DataFormatError
-from entitylink.preprocess import QueryPreprocessor, drop_unknown, read_spelling, split_composite
-from entitylink.pubtator import Document, Mention
+from entitylink.text.preprocess import QueryPreprocessor, drop_unknown, read_spelling, split_composite
+from entitylink.text.pubtator import Document, Mention
 
 
 @pytest.mark.parametrize(

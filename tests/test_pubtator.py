@@ -1,7 +1,7 @@
 import pytest
 
 from entitylink import DataFormatError
-from entitylink.pubtator import read_pubtator
+from entitylink.text.pubtator import read_pubtator
 
 TITLE = "Ataxia-telangiectasia (A-T) and breast cancer."
 ABSTRACT = "Carriers of A-T mutations may have breast and ovarian cancer."

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from entitylink import DataFormatError, DictionaryIndex, EntityLinkError, Linker, Normalizer, Ontology
-from entitylink.evaluation import first_hit_rank, is_match, query_hit_rank
-from entitylink.pubtator import read_pubtator
-from entitylink.trainer import read_pairs
+from entitylink.link.evaluation import first_hit_rank, is_match, query_hit_rank
+from entitylink.model.trainer import read_pairs
+from entitylink.text.pubtator import read_pubtator
 
 BAD = Path(__file__).parent / "data" / "bad"
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from entitylink import DictionaryIndex, Linker
-from entitylink.search import SearchSpec, after_fill, make_index, set_search_parameters, training_size
+from entitylink.index.search import SearchSpec, after_fill, make_index, set_search_parameters, training_size
 
 
 def clustered(n: int, dim: int, seed: int = 0, decay: float = 0.0) -> np.ndarray:

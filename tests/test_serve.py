@@ -17,7 +17,7 @@ import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from entitylink import DictionaryIndex, Linker, Ontology  # noqa: E402
-from entitylink.serve import ServiceSettings, create_app, dictionary_pipeline  # noqa: E402
+from entitylink.apps.serve import ServiceSettings, create_app, dictionary_pipeline  # noqa: E402
 
 ONTOLOGY = Ontology.from_pairs([
     ("D009203", "Heart attack"), ("D009203", "Myocardial infarction"), ("D006973", "High blood pressure"),

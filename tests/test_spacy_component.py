@@ -2,7 +2,7 @@ import pytest
 
 spacy = pytest.importorskip("spacy")
 
-from entitylink import DictionaryIndex, Encoder, Ontology  # noqa: E402
+from entitylink import DictionaryIndex, Linker, Ontology  # noqa: E402
 
 ABSTRACT = (
     "Ankylosing spondylitis (AS) is a chronic inflammatory disease. We studied 120 patients with AS, "
@@ -50,7 +50,7 @@ def test_abbreviation_links_as_its_long_form(index_dir):
     doc = make_nlp(index_dir, threshold=0.99)(ABSTRACT)
     short_forms = [e for e in doc.ents if e.text == "AS"]
     assert len(short_forms) == 2 and all(e.kb_id_ == "D013167" for e in short_forms)
-    plain = make_nlp(index_dir, threshold=0.99, resolve_abbreviations=False)(ABSTRACT)
+    plain = make_nlp(index_dir, threshold=0.99, abbreviations="off")(ABSTRACT)
     assert all(e.kb_id_ == "" for e in plain.ents if e.text == "AS")
 
 
@@ -114,10 +114,44 @@ def test_batch_size_reaches_the_encoder(index_dir):
     assert nlp.get_pipe("entitylink").linker.index.encoder.batch_size == 7
 
 
-def test_default_batch_size_is_the_encoders_own(index_dir, tiny_model):
+def test_default_batch_size_is_the_encoders_own(index_dir):
+    """Without a batch_size the component pins none: the encoder keeps its device's default (256 on a CPU)."""
+    assert make_nlp(index_dir).get_pipe("entitylink").linker.index.encoder.batch_size == 256
+
+
+def test_config_overrides_the_saved_policy(index_dir):
+    linker = Linker.load(index_dir, precision="fp32", k=3, threshold=0.25)
+    linker.save(index_dir)
     component = make_nlp(index_dir).get_pipe("entitylink")
-    component.set_index(DictionaryIndex.load(index_dir, encoder=Encoder(tiny_model, batch_size=9)))
-    assert component.linker.index.encoder.batch_size == 9
+    assert (component.linker.policy.k, component.linker.policy.threshold) == (3, 0.25)  # the saved policy
+    component = make_nlp(index_dir, threshold=0.9).get_pipe("entitylink")
+    assert (component.linker.policy.k, component.linker.policy.threshold) == (3, 0.9)  # one setting overridden
+
+
+def test_to_disk_honours_exclude(index_dir, tmp_path):
+    nlp = make_nlp(index_dir, threshold=0.5)
+    component = nlp.get_pipe("entitylink")
+    component.to_disk(tmp_path / "no-index", exclude=["index"])
+    assert (tmp_path / "no-index" / "entitylink_component.json").is_file()
+    assert not (tmp_path / "no-index" / "index").exists() and not (tmp_path / "no-index" / "model").exists()
+    component.to_disk(tmp_path / "no-cfg", exclude=["cfg"])
+    assert (tmp_path / "no-cfg" / "index").is_dir() and not (tmp_path / "no-cfg" / "entitylink_component.json").exists()
+
+
+def test_to_bytes_and_from_bytes_round_trip(index_dir, tmp_path):
+    nlp = make_nlp(index_dir, threshold=0.5, k=2)
+    expected = links(nlp(ABSTRACT))
+    data = nlp.get_pipe("entitylink").to_bytes()
+    index_dir.rename(tmp_path / "moved-away")
+    fresh = spacy.blank("en")
+    fresh.add_pipe("entity_ruler").add_patterns(PATTERNS)
+    component = fresh.add_pipe("entitylink", config={"precision": "fp32"})
+    component.from_bytes(data)
+    assert (component.k, component.threshold) == (2, 0.5)
+    assert links(fresh(ABSTRACT)) == expected
+    assert "entitylink-component-" not in component.linker.index.encoder.model_id  # no deleted temporary folder
+    component.to_disk(tmp_path / "again")  # the model in memory is written out again
+    assert (tmp_path / "again" / "model" / "model.safetensors").is_file()
 
 
 def test_missing_index_is_a_clear_error():

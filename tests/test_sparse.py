@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from entitylink import DictionaryIndex, Linker, Ontology
-from entitylink.sparse import HybridIndex, SparseIndex
+from entitylink.index import HybridIndex, SparseIndex
 
 
 def test_tfidf_links_spelling_variants(medic_example):

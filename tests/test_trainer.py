@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import random
 
@@ -6,8 +7,8 @@ import pytest
 import torch
 
 from entitylink import DataFormatError, Encoder, Ontology
-from entitylink.augment import mask_random_span, set_dropout
-from entitylink.trainer import MirrorTrainer, info_nce, read_pairs
+from entitylink.model.augment import mask_random_span, set_dropout
+from entitylink.model.trainer import MirrorTrainer, info_nce, read_pairs
 
 
 def test_info_nce_is_low_for_matching_views_and_high_for_random_ones():
@@ -174,7 +175,7 @@ def test_bad_settings(tiny_encoder):
 
 
 def test_drophead_makes_views_differ_only_while_training(tiny_encoder):
-    from entitylink.augment import DropHead
+    from entitylink.model.augment import DropHead
 
     batch = tiny_encoder.tokenize(["heart attack", "fits"])
     set_dropout(tiny_encoder.model, 0.0)
@@ -202,8 +203,14 @@ def test_index_of_a_tuned_model_reopens_with_that_model(tiny_model, medic_exampl
 
     encoder = Encoder(tiny_model, precision="fp32")
     t = trainer(encoder, epochs=1).fit(medic_example)
-    assert "tuned by entitylink, not saved" in encoder.model_id
+    assert encoder.unsaved and encoder.model_id == str(tiny_model)
+    unsaved = DictionaryIndex.build(medic_example, encoder)
+    assert unsaved.meta["model_saved"] is False
+    unsaved.save(tmp_path / "lost")
+    with pytest.raises(IndexMismatchError, match="never saved"):  # the weights are nowhere on disk: say so
+        Linker.load(tmp_path / "lost", precision="fp32")
     t.save(tmp_path / "tuned")
+    assert not encoder.unsaved
     assert encoder.model_id == str((tmp_path / "tuned").resolve())
     DictionaryIndex.build(medic_example, encoder).save(tmp_path / "idx")
     linker = Linker.load(tmp_path / "idx", precision="fp32")  # loads the tuned model, fingerprint matches
@@ -219,3 +226,38 @@ def test_anchor_slices_average_to_the_full_loss():
     full = info_nce(z1, z2, 0.2, groups)
     halves = [info_nce(z1, z2, 0.2, groups, anchors=slice(0, 4)), info_nce(z1, z2, 0.2, groups, anchors=slice(4, 8))]
     assert float(sum(halves) / 2) == pytest.approx(float(full), rel=1e-6)
+
+
+def test_the_trainer_leaves_the_encoder_settings_as_given(tiny_model, medic_example):
+    """Dropout is the trainer's only while it trains: before fit and after it, the model has its own."""
+    encoder = Encoder(tiny_model, precision="fp32")
+    before = sorted({m.p for m in encoder.model.modules() if isinstance(m, torch.nn.Dropout)})
+    config_before = encoder.model.config.hidden_dropout_prob
+    t = trainer(encoder, epochs=1, dropout=0.3)
+    assert sorted({m.p for m in encoder.model.modules() if isinstance(m, torch.nn.Dropout)}) == before
+    seen = []
+    real_forward = encoder.forward
+
+    def spy(batch, model=None):
+        seen.append(sorted({m.p for m in encoder.model.modules() if isinstance(m, torch.nn.Dropout)}))
+        return real_forward(batch, model)
+
+    encoder.forward = spy
+    t.fit(medic_example)
+    assert seen and all(ps == [0.3] for ps in seen)  # the views differ by the trainer's dropout
+    assert sorted({m.p for m in encoder.model.modules() if isinstance(m, torch.nn.Dropout)}) == before
+    assert encoder.model.config.hidden_dropout_prob == config_before
+    assert not encoder.model.training
+
+
+def test_trainer_defaults_are_read_from_the_config():
+    """One home: change a TrainingConfig default and the trainer's signature follows (no copy to keep in step)."""
+    import inspect
+
+    from entitylink.model.defaults import TrainingConfig
+
+    signature = inspect.signature(MirrorTrainer.__init__).parameters
+    source = inspect.getsource(MirrorTrainer.__init__)
+    for field in dataclasses.fields(TrainingConfig):
+        assert f"{field.name}: " in source and f"= _DEFAULT.{field.name}" in source, field.name
+        assert signature[field.name].default == getattr(TrainingConfig(), field.name)

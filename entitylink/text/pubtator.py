@@ -6,8 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import DataFormatError
-from .loaders import read_lines
+from .._io import read_lines
+from ..errors import DataFormatError
 
 logger = logging.getLogger(__name__)
 

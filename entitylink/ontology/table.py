@@ -1,4 +1,4 @@
-"""The ontology table: one row per (concept id, surface form)."""
+"""The ontology table: one row per (concept id, surface form), and the normalised entries an index holds."""
 
 from __future__ import annotations
 
@@ -10,13 +10,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import EntityLinkError
-from .loaders import READERS
-from .normalize import Normalizer
+from ..errors import EntityLinkError
+from ..text.normalize import Normalizer
+from .delimited import read_medic, read_tsv
+from .obo import read_hpo, read_obo
+from .snomed import read_snomed
+from .umls import read_umls
 
 logger = logging.getLogger(__name__)
 
 COLUMNS = ["concept_id", "name", "source", "semantic_type"]
+
+READERS = {
+    "medic": read_medic,
+    "ctd": read_medic,
+    "tsv": read_tsv,
+    "obo": read_obo,
+    "umls": read_umls,
+    "snomed": read_snomed,
+    "hpo": read_hpo,
+}
 
 _SUFFIX_KIND = {".obo": "obo", ".tsv": "tsv", ".rrf": "umls"}
 
@@ -197,3 +210,40 @@ class Ontology:
         rest = frame.drop(index=picked.index)
         queries = picked[["name", "concept_id"]].rename(columns={"name": "mention"}).reset_index(drop=True)
         return Ontology(rest, name=f"{self.name} (held-out synonyms removed)"), queries
+
+    def entries(self, normalizer: Normalizer | None = None, merge_shared_names: bool = True) -> pd.DataFrame:
+        """The rows an index holds: ``name`` (first spelling), ``text`` (normalised) and ``concept_id``.
+
+        Names that normalise to nothing are left out (with a warning). With ``merge_shared_names``
+        (the BioSyn/SapBERT convention) a text that several concepts share is one row whose concept
+        id joins theirs with ``|``.
+        """
+        normalizer = normalizer or Normalizer()
+        frame = self._frame[["concept_id", "name"]]
+        frame = frame.assign(text=frame["name"].map(normalizer))
+        empty = frame["text"] == ""
+        if empty.any():
+            logger.warning("%s: %d name(s) normalise to nothing and are left out (e.g. %r)",
+                           self.name, int(empty.sum()), frame.loc[empty, "name"].iloc[0])
+        frame = frame[~empty].drop_duplicates(subset=["concept_id", "text"])
+        if not merge_shared_names:
+            return frame[["name", "text", "concept_id"]].reset_index(drop=True)
+        grouped = frame.groupby("text", sort=False)
+        merged = pd.DataFrame({
+            "name": grouped["name"].first(),
+            "concept_id": grouped["concept_id"].agg(join_ids),
+        })
+        return merged.reset_index()[["name", "text", "concept_id"]]
+
+
+def count_ids(concept_ids: Iterable[str]) -> int:
+    """Distinct ids among entries whose ids may be joined with ``|``."""
+    return len({part for cid in concept_ids for part in cid.split("|")})
+
+
+def join_ids(ids: Iterable[str]) -> str:
+    """Join ids (each possibly ``A|B`` already) with ``|``, first-seen order, no repeats."""
+    parts: dict[str, None] = {}
+    for cid in ids:
+        parts.update(dict.fromkeys(cid.split("|")))
+    return "|".join(parts)

@@ -12,65 +12,33 @@ import hashlib
 import io
 import json
 import logging
+import os
 import random
+import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ._atomic import atomic_directory, atomic_write_text
-from .augment import DropHead, mask_random_span, set_dropout
+from .._io import atomic_directory, atomic_write_text, read_lines
+from ..errors import DataFormatError, EntityLinkError
+from ..ontology import Ontology
+from ..text.normalize import Normalizer
+from .augment import DropHead, mask_random_span, temporary_dropout
+from .defaults import DEFAULT_PRECISION, MODES, Mode, TrainingConfig
 from .distributed import context, gather_with_grad, mean_over_ranks
 from .encoder import Encoder
-from .errors import DataFormatError, EntityLinkError
 from .hardware import describe_cpu
-from .loaders import read_lines
-from .normalize import Normalizer
-from .ontology import Ontology
+from .losses import info_nce
 
 logger = logging.getLogger(__name__)
 
-Mode = Literal["mirror", "synonym", "both"]
-MODES = ("mirror", "synonym", "both")
 TRAINING_CONFIG = "entitylink_training.json"
-
-
-def info_nce(
-    view1: torch.Tensor,
-    view2: torch.Tensor,
-    temperature: float,
-    groups: torch.Tensor | None = None,
-    anchors: slice | None = None,
-) -> torch.Tensor:
-    """Symmetric InfoNCE (NT-Xent) over a batch of positive pairs (``view1[i]``, ``view2[i]``).
-
-    Each of the 2B embeddings is scored against the other 2B-1; its pair is the
-    positive, the remaining 2B-2 are negatives. With ``groups`` (e.g. concept ids as
-    integers), embeddings of the same group are not used as negatives of each other.
-    With ``anchors`` (a slice of pair positions), only those pairs' two embeddings are
-    anchors, still scored against the whole batch: a rank's share of a gathered batch.
-    """
-    z = F.normalize(torch.cat([view1, view2]).float(), dim=-1)
-    n = view1.shape[0]
-    pairs = torch.arange(n, device=z.device)[anchors if anchors is not None else slice(None)]
-    rows = torch.cat([pairs, pairs + n])
-    target = torch.cat([pairs + n, pairs])
-    logits = z[rows] @ z.T / temperature
-    own = torch.zeros_like(logits, dtype=torch.bool)
-    own[torch.arange(len(rows), device=z.device), rows] = True
-    logits = logits.masked_fill(own, float("-inf"))
-    if groups is not None:
-        g = torch.cat([groups, groups]).to(z.device)
-        same = (g[rows][:, None] == g[None, :]) & ~own
-        same[torch.arange(len(rows), device=z.device), target] = False
-        logits = logits.masked_fill(same, float("-inf"))
-    return F.cross_entropy(logits, target)
 
 
 def read_pairs(path: str | Path) -> list[tuple[str, str]]:
@@ -88,36 +56,24 @@ def read_pairs(path: str | Path) -> list[tuple[str, str]]:
     return pairs
 
 
-@dataclass
-class TrainingConfig:
-    """Every training setting, with the lexical Mirror-BERT defaults; saved with the model."""
-
-    mode: str = "mirror"
-    n_names: int | None = 10_000
-    epochs: int = 2
-    batch_size: int = 200
-    learning_rate: float = 2e-5
-    weight_decay: float = 0.01
-    temperature: float = 0.2
-    dropout: float = 0.1
-    drophead: float = 0.0
-    span_mask_chars: int = 0
-    hard_negatives: bool = False
-    seed: int = 0
+_DEFAULT = TrainingConfig()
 
 
 class MirrorTrainer:
     """Contrastive tuning of an :class:`Encoder` on surface forms (Mirror-BERT, or synonyms).
 
     Args:
-        encoder: an :class:`Encoder` (trained in place, no second load) or a model id/path.
+        encoder: an :class:`Encoder` or a model id/path. :meth:`fit` tunes its weights in place (no
+            second copy in memory) and sets ``encoder.unsaved`` until :meth:`save` writes them; the
+            encoder's other settings are left as they were given.
         mode: ``"mirror"`` (a name and itself), ``"synonym"`` (each name with a random other
             name of its concept) or ``"both"``.
         n_names: names sampled for training (after normalisation and dedupe; in synonym mode,
             names of whole concepts with two or more names); ``None`` = all.
         epochs, batch_size, learning_rate, weight_decay: optimisation (AdamW).
         temperature: InfoNCE temperature (0.2 for words/names, 0.04 in the sentence setting).
-        dropout: dropout probability of the model while training (the views differ by it).
+        dropout: dropout probability of the model while training (the views differ by it); the
+            model's own dropout settings are put back when :meth:`fit` ends.
         drophead: probability of dropping each attention head per example while training (0 = off).
         span_mask_chars: mask a random span of this many characters in the second view (0 = off).
         hard_negatives: build batches of similar names (nearest neighbours under the
@@ -137,19 +93,19 @@ class MirrorTrainer:
         self,
         encoder: Encoder | str | Path = "default",
         *,
-        mode: Mode = "mirror",
-        n_names: int | None = 10_000,
-        epochs: int = 2,
-        batch_size: int = 200,
-        learning_rate: float = 2e-5,
-        weight_decay: float = 0.01,
-        temperature: float = 0.2,
-        dropout: float = 0.1,
-        drophead: float = 0.0,
-        span_mask_chars: int = 0,
-        hard_negatives: bool = False,
-        seed: int = 0,
-        precision: Literal["auto", "fp32", "bf16"] = "auto",
+        mode: Mode = _DEFAULT.mode,  # type: ignore[assignment]
+        n_names: int | None = _DEFAULT.n_names,
+        epochs: int = _DEFAULT.epochs,
+        batch_size: int = _DEFAULT.batch_size,
+        learning_rate: float = _DEFAULT.learning_rate,
+        weight_decay: float = _DEFAULT.weight_decay,
+        temperature: float = _DEFAULT.temperature,
+        dropout: float = _DEFAULT.dropout,
+        drophead: float = _DEFAULT.drophead,
+        span_mask_chars: int = _DEFAULT.span_mask_chars,
+        hard_negatives: bool = _DEFAULT.hard_negatives,
+        seed: int = _DEFAULT.seed,
+        precision: Literal["auto", "fp32", "bf16"] = DEFAULT_PRECISION,
         normalizer: Normalizer | None = None,
         checkpoint_every: int | None = None,
         out: str | Path | None = None,
@@ -176,7 +132,8 @@ class MirrorTrainer:
             span_mask_chars=span_mask_chars,
             hard_negatives=hard_negatives, seed=seed,
         )
-        set_dropout(self.encoder.model, dropout)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), not {dropout}")
         self.precision = self.encoder.precision if precision == "auto" else precision
         self.normalizer = normalizer or Normalizer()
         self.checkpoint_every = checkpoint_every
@@ -330,10 +287,11 @@ class MirrorTrainer:
         model.train()
         total_steps = sum(len(self._batches(self._epoch_pairs(e, mirror, groups, extra))) for e in range(cfg.epochs)) \
             if not cfg.hard_negatives else None
-        show = (self.show_progress if self.show_progress is not None else True) and ctx.is_main
+        show = ctx.progress(True if self.show_progress is None else self.show_progress)
         with (
             tqdm(total=total_steps, initial=step, unit="step", desc=f"training ({cfg.mode})", disable=not show) as bar,
             DropHead(model, cfg.drophead),
+            temporary_dropout(model, cfg.dropout),
         ):
             for epoch in range(start_epoch, cfg.epochs):
                 batches = self._batches(self._epoch_pairs(epoch, mirror, groups, extra))
@@ -370,8 +328,7 @@ class MirrorTrainer:
                         ctx.barrier()
         model.eval()
         self.seconds = time.perf_counter() - started
-        # The weights are no longer those of the base model: an index built now must not claim them.
-        self.encoder.model_id = f"{self.base_model} (tuned by entitylink, not saved)"
+        self.encoder.unsaved = True  # until saved, an index built with it cannot reopen these weights
         if self.out is not None and ctx.is_main:
             self.save(self.out)
         ctx.barrier()
@@ -401,22 +358,22 @@ class MirrorTrainer:
         return buffer.getvalue()
 
     def save(self, path: str | Path) -> Path:
-        """Write the tuned model (standard Hugging Face layout), its training record and loss curve."""
+        """Write the tuned model (see :meth:`Encoder.save`), its training record and loss curve.
+
+        Checkpoints already under ``path/checkpoints`` are kept in the new directory.
+        """
         path = Path(path)
         record = self.training_record()
-        with atomic_directory(path) as tmp:
-            self.encoder.model.save_pretrained(tmp, safe_serialization=True)
-            self.encoder.tokenizer.save_pretrained(tmp)
-            (tmp / "entitylink_encoder.json").write_text(json.dumps(
-                {"pooling": self.encoder.pooling, "max_length": self.encoder.max_length,
-                 "base_model": record["base_model"]}, indent=2))
-            (tmp / TRAINING_CONFIG).write_text(json.dumps(record, indent=2, default=str))
-            (tmp / "loss.csv").write_text(self.loss_csv())
-            _plot_loss(self.history, tmp / "loss.png")
-            if (path / "checkpoints").is_dir():
-                (path / "checkpoints").rename(tmp / "checkpoints")
-        # From now on the encoder is the saved model: indexes built with it can reopen it from there.
-        self.encoder.model_id = str(path.resolve())
+        checkpoints = path / "checkpoints"
+
+        def add_files(directory: Path) -> None:
+            (directory / TRAINING_CONFIG).write_text(json.dumps(record, indent=2, default=str))
+            (directory / "loss.csv").write_text(self.loss_csv())
+            _plot_loss(self.history, directory / "loss.png")
+            if checkpoints.is_dir():  # hard links: the originals stay until the new directory is in place
+                shutil.copytree(checkpoints, directory / "checkpoints", copy_function=_link_or_copy)
+
+        self.encoder.save(path, extra_config={"base_model": record["base_model"]}, add_files=add_files)
         logger.info("saved tuned model to %s", path)
         return path
 
@@ -467,6 +424,13 @@ class MirrorTrainer:
         torch.set_rng_state(tensors["rng.torch"])
         logger.info("resuming from %s (step %d)", folder, meta["step"])
         return meta
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _fingerprint(mirror: list[str], groups: list[list[str]], extra: list[tuple[str, str]]) -> str:

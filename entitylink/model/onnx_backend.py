@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from .encoder import pool
-from .errors import MissingDependencyError
+from ..errors import MissingDependencyError
+from .pooling import pool
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def require_onnxruntime() -> None:
         import onnxruntime  # noqa: F401
         from onnxruntime.quantization import quantize_dynamic  # noqa: F401
     except ImportError as err:
-        raise MissingDependencyError(f"precision='int8' needs ONNX Runtime: {INSTALL_HINT}. ({err})") from err
+        raise MissingDependencyError("precision='int8'", "ONNX Runtime", INSTALL_HINT, err) from err
 
 
 class _Pooled(torch.nn.Module):

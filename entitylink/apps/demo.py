@@ -7,14 +7,15 @@ import logging
 import time
 from pathlib import Path
 
-from ._atomic import atomic_write_text
-from .encoder import Encoder
-from .evaluation import evaluate
-from .hardware import describe_cpu
-from .index import DictionaryIndex
-from .linker import Linker
-from .ontology import Ontology
-from .trainer import MirrorTrainer
+from .._io import atomic_write_text
+from ..index.dense import DictionaryIndex
+from ..link.evaluation import evaluate
+from ..link.linker import Linker
+from ..model.defaults import DEFAULT_MODEL, DEFAULT_PRECISION
+from ..model.encoder import Encoder
+from ..model.hardware import describe_cpu
+from ..model.trainer import MirrorTrainer
+from ..ontology import Ontology
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +36,8 @@ PHRASES = [
 def run_demo(
     out: str | Path = "demo-output",
     *,
-    model: str = "default",
-    precision: str = "auto",
+    model: str = DEFAULT_MODEL,
+    precision: str = DEFAULT_PRECISION,
     max_queries: int | None = None,
     seed: int = 0,
     train_names: int = 3000,
@@ -80,8 +81,8 @@ def run_demo(
         index = DictionaryIndex.build(dictionary, encoder, show_progress=True)
         result = evaluate(Linker(index), mentions, gold, show_progress=True)
         print(f"\n[Mirror-BERT tuned] held-out HPO synonyms: {result}")
-    index.save(out / "index")
     linker = Linker(index)
+    linker.save(out / "index")
 
     # The held-out synonyms go back into the dictionary before linking free text.
     index.add(Ontology.from_pairs(zip(queries["concept_id"], queries["mention"])), show_progress=False)

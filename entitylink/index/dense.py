@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import __version__
-from ._atomic import atomic_directory
-from .encoder import Encoder
-from .errors import DataFormatError, EntityLinkError, IndexMismatchError
-from .normalize import Normalizer
-from .ontology import Ontology
+from .._io import atomic_directory, recover_directory
+from .._version import __version__
+from ..errors import DataFormatError, EntityLinkError, IndexMismatchError
+from ..model.encoder import Encoder
+from ..ontology import Ontology, count_ids, join_ids
+from ..text.normalize import Normalizer
 from .search import SearchSpec, after_fill, describe, make_index, set_search_parameters, training_size
 
 logger = logging.getLogger(__name__)
@@ -98,7 +98,8 @@ class DictionaryIndex:
         ``chunk_size`` at a time, so memory does not grow with a full matrix of vectors.
         """
         normalizer = normalizer or Normalizer()
-        entries = dictionary_entries(ontology, normalizer, merge_shared_names=merge_shared_names)
+        _warn_if_unsaved(encoder)
+        entries = ontology.entries(normalizer, merge_shared_names=merge_shared_names)
         if entries.empty:
             raise EntityLinkError(f"{ontology.name}: no names left to index after normalisation")
         spec = SearchSpec.of(search).resolve(len(entries), encoder.dim)
@@ -137,12 +138,12 @@ class DictionaryIndex:
         if self.encoder is None:
             raise ValueError("this index has no encoder to embed new names")
         merge = self.meta.get("merge_shared_names", True)
-        new = dictionary_entries(ontology, self.normalizer, merge_shared_names=merge)
+        new = ontology.entries(self.normalizer, merge_shared_names=merge)
         if merge:
             position = {text: i for i, text in enumerate(self.texts)}
             known = new["text"].map(position)
             for pos, cid in zip(known[known.notna()].astype(int), new.loc[known.notna(), "concept_id"]):
-                self.concept_ids[pos] = _join_ids(pd.Series([self.concept_ids[pos], cid]))
+                self.concept_ids[pos] = join_ids([self.concept_ids[pos], cid])
             new = new[known.isna()]
         else:
             present = set(zip(self.texts, self.concept_ids))
@@ -154,7 +155,7 @@ class DictionaryIndex:
             self.texts += new["text"].tolist()
             self.concept_ids += new["concept_id"].tolist()
         self.meta["count"] = len(self)
-        self.meta["n_concepts"] = _count_ids(self.concept_ids)
+        self.meta["n_concepts"] = count_ids(self.concept_ids)
         return len(new)
 
     @classmethod
@@ -168,30 +169,32 @@ class DictionaryIndex:
         merge_shared_names: bool = True,
         search: SearchSpec | str = "auto",
         show_progress: bool | None = None,
+        extra_files: dict[str, dict] | None = None,
     ) -> DictionaryIndex | None:
         """Build and save an index with every ``torchrun`` rank encoding a contiguous shard of the names.
 
         Each rank writes its vectors to ``.OUT.parts/part-RANK.npy``; rank 0 joins them in
         order, builds the FAISS index, saves it to ``out`` and removes the parts. The
         result equals :meth:`build` on one process. Returns the index on rank 0, ``None``
-        on the other ranks. Without torchrun it is :meth:`build` followed by :meth:`save`.
+        on the other ranks. Without torchrun it is :meth:`build` followed by :meth:`save`
+        (``extra_files`` as there).
         """
-        from .distributed import context
+        from ..model.distributed import context
 
         out = Path(out)
         ctx = context(encoder.device)
         if not ctx.active:
             index = cls.build(ontology, encoder, normalizer=normalizer, merge_shared_names=merge_shared_names,
                               search=search, show_progress=show_progress)
-            index.save(out)
+            index.save(out, extra_files)
             return index
         normalizer = normalizer or Normalizer()
-        entries = dictionary_entries(ontology, normalizer, merge_shared_names=merge_shared_names)
+        entries = ontology.entries(normalizer, merge_shared_names=merge_shared_names)
         bounds = np.linspace(0, len(entries), ctx.world + 1).astype(int)
         parts = out.parent / f".{out.name}.parts"
         parts.mkdir(parents=True, exist_ok=True)
         texts = entries["text"].tolist()[bounds[ctx.rank] : bounds[ctx.rank + 1]]
-        vectors = encoder.encode(texts, show_progress=show_progress and ctx.is_main)
+        vectors = encoder.encode(texts, show_progress=ctx.progress(show_progress))
         np.save(parts / f"part-{ctx.rank}.npy", vectors)
         ctx.barrier()
         index = None
@@ -204,7 +207,7 @@ class DictionaryIndex:
             meta = _meta(ontology, encoder, normalizer, merge_shared_names, entries, joined.shape[1], spec,
                          faiss_index)
             index = cls(faiss_index, entries["name"], entries["text"], entries["concept_id"], normalizer, meta, encoder)
-            index.save(out)
+            index.save(out, extra_files)
             for part in parts.iterdir():
                 part.unlink()
             parts.rmdir()
@@ -229,8 +232,12 @@ class DictionaryIndex:
         return self.faiss_index.search(vectors, k)
 
     # ---------------------------------------------------------------- saving
-    def save(self, path: str | Path) -> Path:
-        """Write the index directory atomically (FAISS file, entries JSON, metadata JSON)."""
+    def save(self, path: str | Path, extra_files: dict[str, dict] | None = None) -> Path:
+        """Write the index directory atomically (FAISS file, entries JSON, metadata JSON).
+
+        ``extra_files`` maps file names to JSON objects written into the same directory (e.g. the
+        linker's policy), so that they appear together with the index.
+        """
         path = Path(path)
         with atomic_directory(path) as tmp:
             faiss.write_index(self.faiss_index, str(tmp / FAISS_FILE))
@@ -239,6 +246,8 @@ class DictionaryIndex:
             meta = dict(self.meta)
             meta["checksums"] = {name: _sha256(tmp / name) for name in (FAISS_FILE, ENTRIES_FILE)}
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+            for name, content in (extra_files or {}).items():
+                (tmp / name).write_text(json.dumps(content, indent=2))
         logger.info("saved index of %d names to %s", len(self), path)
         return path
 
@@ -247,15 +256,18 @@ class DictionaryIndex:
         cls,
         path: str | Path,
         encoder: Encoder | None = None,
+        *,
+        model: str | Path | None = None,
         **encoder_options,
     ) -> DictionaryIndex:
         """Open a saved index, checking its files against the stored checksums.
 
-        Without ``encoder``, the model it was built with is loaded (``encoder_options``
-        such as ``precision`` or ``device`` go to :class:`Encoder`). An encoder whose
-        weights differ from the build's is an :class:`IndexMismatchError`.
+        Without ``encoder``, the model it was built with is loaded (from ``model`` when given: the
+        same weights saved elsewhere), with the index's pooling and max length; ``encoder_options``
+        such as ``precision`` or ``device`` go to :class:`Encoder`. An encoder whose weights differ
+        from the build's is an :class:`IndexMismatchError`.
         """
-        path = Path(path)
+        path = recover_directory(path)
         meta = read_meta(path)
         for name, expected in meta.get("checksums", {}).items():
             if _sha256(path / name) != expected:
@@ -272,7 +284,8 @@ class DictionaryIndex:
         set_search_parameters(index, SearchSpec(**meta.get("search", {"kind": "flat"})))
         cfg = meta["encoder"]
         if encoder is None:
-            encoder = Encoder(cfg["model"], pooling=cfg["pooling"], max_length=cfg["max_length"], **encoder_options)
+            encoder = Encoder(model or cfg["model"], pooling=cfg["pooling"], max_length=cfg["max_length"],
+                              **encoder_options)
         check_encoder(meta, encoder, path)
         return cls(
             index, entries["names"], entries["texts"], entries["concept_ids"],
@@ -305,6 +318,7 @@ def _meta(ontology: Ontology, encoder: Encoder, normalizer: Normalizer, merge_sh
         "ontology": ontology.name,
         "encoder": encoder.config(),
         "encoder_fingerprint": encoder.fingerprint(),
+        "model_saved": not encoder.unsaved,  # False: tuned in memory, the weights are nowhere on disk
         "encoder_precision": encoder.precision,  # the vectors were computed so; queries may use another
         "normalizer": normalizer.to_dict(),
         "merge_shared_names": merge_shared_names,
@@ -313,38 +327,8 @@ def _meta(ontology: Ontology, encoder: Encoder, normalizer: Normalizer, merge_sh
         "faiss_factory": spec.factory(len(entries), dim),
         "dim": int(dim),
         "count": int(len(entries)),
-        "n_concepts": _count_ids(entries["concept_id"]),
+        "n_concepts": count_ids(entries["concept_id"]),
     }
-
-
-def dictionary_entries(ontology: Ontology, normalizer: Normalizer, merge_shared_names: bool = True) -> pd.DataFrame:
-    """The rows an index holds: ``name`` (first spelling), ``text`` (normalised) and ``concept_id``."""
-    frame = ontology.frame[["concept_id", "name"]]
-    frame = frame.assign(text=frame["name"].map(normalizer))
-    empty = frame["text"] == ""
-    if empty.any():
-        logger.warning("%s: %d name(s) normalise to nothing and are left out (e.g. %r)",
-                       ontology.name, int(empty.sum()), frame.loc[empty, "name"].iloc[0])
-    frame = frame[~empty].drop_duplicates(subset=["concept_id", "text"])
-    if not merge_shared_names:
-        return frame[["name", "text", "concept_id"]].reset_index(drop=True)
-    grouped = frame.groupby("text", sort=False)
-    merged = pd.DataFrame({
-        "name": grouped["name"].first(),
-        "concept_id": grouped["concept_id"].agg(_join_ids),
-    })
-    return merged.reset_index()[["name", "text", "concept_id"]]
-
-
-def _count_ids(concept_ids) -> int:
-    return len({part for cid in concept_ids for part in cid.split("|")})
-
-
-def _join_ids(ids: pd.Series) -> str:
-    parts: dict[str, None] = {}
-    for cid in ids:
-        parts.update(dict.fromkeys(cid.split("|")))
-    return "|".join(parts)
 
 
 def read_meta(path: Path) -> dict:
@@ -375,8 +359,18 @@ def check_encoder(meta: dict, encoder: Encoder, path: Path | str = "index") -> N
         raise IndexMismatchError(
             f"{path} was built with model {cfg['model']!r} (fingerprint {meta['encoder_fingerprint'][:12]}), "
             f"but the encoder {encoder.model_id!r} has other weights (fingerprint {encoder.fingerprint()[:12]}); "
-            "rebuild the index with this model or load it with the original one"
+            + ("it was built with a tuned model that was never saved, so its weights are lost: rebuild it"
+               if meta.get("model_saved") is False else
+               "rebuild the index with this model or load it with the original one")
         )
+
+
+def _warn_if_unsaved(encoder: Encoder) -> None:
+    if encoder.unsaved:
+        logger.warning(
+            "the encoder was tuned in memory and not saved: the index records model %r, which has other "
+            "weights. Save the model first (MirrorTrainer.save or Encoder.save) so the index can reopen it",
+            encoder.model_id)
 
 
 def _sha256(path: Path) -> str:

@@ -4,27 +4,35 @@
     curl -s localhost:8000/link -H 'content-type: application/json' -d '{"mentions": ["heart attack"], "k": 3}'
 
 Endpoints: ``POST /link``, ``POST /annotate``, ``GET /health``, ``GET /info``, ``GET /`` (the page) and
-``GET /docs`` (OpenAPI). Concurrent ``/link`` requests are grouped into one encoder call: each request
-waits at most ``batch_window_ms`` for others to join its batch.
+``GET /docs`` (OpenAPI). Concurrent requests are grouped into one encoder call: each request waits at
+most ``batch_window_ms`` for others to join its batch. Both endpoints link through the one
+:class:`~entitylink.link.linker.Linker` and its policy (k, threshold, abbreviations) as saved with the
+index or overridden on the command line; a request may ask for another ``k`` up to ``max_k``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from ..errors import require
 
-from . import __version__
-from .linker import Candidate, Linker
-from .serve_settings import ServiceSettings
+require("fastapi", "entitylink serve", "pip install 'entitylink[serve]'")
+
+from fastapi import FastAPI, Request  # noqa: E402 - after the check that names the missing extra
+from fastapi.exceptions import RequestValidationError  # noqa: E402
+from fastapi.responses import HTMLResponse, JSONResponse  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
+
+from .._version import __version__  # noqa: E402
+from ..link.linker import Candidate, Linker  # noqa: E402
+from ..model.defaults import DEFAULT_PRECISION  # noqa: E402
+from .settings import ServiceSettings  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +40,13 @@ logger = logging.getLogger(__name__)
 class LinkRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mentions: list[str] = Field(description="mentions to link")
-    k: int = Field(5, gt=0, description="concepts per mention")
+    k: int | None = Field(None, gt=0, description="concepts per mention (default: the linking policy's)")
 
 
 class AnnotateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(description="free text; entities are found by the spaCy pipeline, then linked")
-    k: int = Field(5, gt=0)
+    k: int | None = Field(None, gt=0, description="concepts per entity (default: the linking policy's)")
 
 
 class ServiceError(Exception):
@@ -47,7 +55,10 @@ class ServiceError(Exception):
 
 
 class MicroBatcher:
-    """Groups concurrent link calls into one ``Linker.link`` call run in a worker thread."""
+    """Groups concurrent link calls into one ``Linker.link`` call run in a worker thread.
+
+    A failed call fails every request of its batch with the same error; the batcher goes on.
+    """
 
     def __init__(self, linker: Linker, window_ms: float, max_batch: int):
         self.linker, self.window, self.max_batch = linker, window_ms / 1000, max_batch
@@ -60,13 +71,19 @@ class MicroBatcher:
         self.task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        if self.task:
-            self.task.cancel()
+        """Stop taking requests and wait until the worker has ended."""
+        if self.task is None:
+            return
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        self.task = None
 
-    async def link(self, mentions: list[str], k: int) -> list[list[Candidate]]:
+    async def link(self, mentions: list[str], k: int, contexts: list[str | None] | None = None
+                   ) -> list[list[Candidate]]:
         assert self.queue is not None, "batcher not started"
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put((mentions, k, future))
+        await self.queue.put((mentions, k, contexts or [None] * len(mentions), future))
         return await future
 
     async def _run(self) -> None:
@@ -86,46 +103,56 @@ class MicroBatcher:
                 batch.append(item)
                 size += len(item[0])
             mentions = [m for item in batch for m in item[0]]
+            contexts = [c for item in batch for c in item[2]]
             k = max(item[1] for item in batch)
             try:
                 self.calls += 1
-                results = await asyncio.to_thread(self.linker.link, mentions, k=k) if mentions else []
+                results = await asyncio.to_thread(self.linker.link, mentions, k=k, contexts=contexts) \
+                    if mentions else []
             except Exception as err:  # noqa: BLE001 - every waiting request learns of the failure
-                for _, _, future in batch:
+                for *_, future in batch:
                     if not future.done():
                         future.set_exception(err)
                 continue
             start = 0
-            for item_mentions, item_k, future in batch:
+            for item_mentions, item_k, _, future in batch:
                 part = [r[:item_k] for r in results[start : start + len(item_mentions)]]
                 start += len(item_mentions)
                 if not future.done():
                     future.set_result(part)
 
 
-def dictionary_pipeline(linker: Linker, min_length: int = 3, max_patterns: int = 200_000):
-    """A spaCy pipeline that finds dictionary names in text (phrase matching, case-insensitive) and links them."""
+def dictionary_pipeline(names, min_length: int = 3, max_patterns: int = 200_000):
+    """A spaCy pipeline that finds dictionary names in text (phrase matching, case-insensitive).
+
+    ``names`` are the names to find (a :class:`Linker`'s index names when given a linker); the
+    pipeline only detects spans, the service links them.
+    """
+    require("spacy", "/annotate without --pipeline", "pip install 'entitylink[serve]'")
     import spacy
 
-    from .spacy_component import EntityLinkerComponent  # noqa: F401 - registers the factory
-
+    if isinstance(names, Linker):
+        names = names.index.names
     nlp = spacy.blank("en")
     ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER"})
-    names = sorted({n for n in linker.index.names if len(n) >= min_length})[:max_patterns]
-    ruler.add_patterns([{"label": "CONCEPT", "pattern": name} for name in names])
-    component = nlp.add_pipe("entitylink", config={"threshold": 0.0, "k": linker.k})
-    component._linker = linker
+    patterns = sorted({n for n in names if len(n) >= min_length})[:max_patterns]
+    ruler.add_patterns([{"label": "CONCEPT", "pattern": name} for name in patterns])
     return nlp
+
+
+def _linking_components(nlp) -> list[str]:
+    """Names of entitylink components in a pipeline: the service links itself, so they are skipped."""
+    from .spacy_component import EntityLinkerComponent
+
+    return [name for name, component in nlp.pipeline if isinstance(component, EntityLinkerComponent)]
 
 
 def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None) -> FastAPI:
     """The FastAPI application linking with ``linker`` (and annotating with ``nlp`` if given)."""
     settings = settings or ServiceSettings()
     batcher = MicroBatcher(linker, settings.batch_window_ms, settings.max_batch)
-    state: dict[str, Any] = {"nlp": nlp, "started": time.time(), "requests": 0}
-    name_of: dict[str, str] = {}
-    for cid, name in zip(linker.index.concept_ids, linker.index.names):
-        name_of.setdefault(cid, name)
+    state: dict[str, Any] = {"nlp": nlp, "started": time.time(), "requests": 0,
+                             "skip": _linking_components(nlp) if nlp is not None else []}
 
     async def lifespan(app: FastAPI):
         if settings.micro_batching:
@@ -147,19 +174,21 @@ def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None
         problems = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in err.errors()]
         return JSONResponse(status_code=422, content={"error": "invalid request", "details": problems})
 
-    def check_k(k: int) -> None:
+    def resolve_k(k: int | None) -> int:
+        k = linker.policy.k if k is None else k
         if k > settings.max_k:
             raise ServiceError(422, f"k must be at most {settings.max_k}")
+        return k
 
-    async def link(mentions: list[str], k: int) -> list[list[Candidate]]:
+    async def link(mentions: list[str], k: int, contexts: list[str | None] | None = None) -> list[list[Candidate]]:
         if settings.micro_batching:
-            return await batcher.link(mentions, k)
+            return await batcher.link(mentions, k, contexts)
         batcher.calls += 1
-        return await asyncio.to_thread(linker.link, mentions, k=k)
+        return await asyncio.to_thread(linker.link, mentions, k=k, contexts=contexts)
 
     @app.post("/link", summary="Top-k concepts for each mention")
     async def link_endpoint(request: LinkRequest) -> dict:
-        check_k(request.k)
+        k = resolve_k(request.k)
         if len(request.mentions) > settings.max_mentions:
             raise ServiceError(
                 413, f"at most {settings.max_mentions} mentions per request, got {len(request.mentions)}"
@@ -168,25 +197,26 @@ def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None
         if too_long:
             raise ServiceError(413, f"mention {too_long[0]} is longer than {settings.max_mention_length} characters")
         state["requests"] += 1
-        results = await link(request.mentions, request.k)
+        results = await link(request.mentions, k)
         return {"results": [{"mention": m, "candidates": [c._asdict() for c in cands]}
                             for m, cands in zip(request.mentions, results)]}
 
     @app.post("/annotate", summary="Entities of a text, each with its top-k concepts")
     async def annotate_endpoint(request: AnnotateRequest) -> dict:
-        check_k(request.k)
+        k = resolve_k(request.k)
         if state["nlp"] is None:
             raise ServiceError(503, "no spaCy pipeline: start the server with --pipeline, or use /link")
         if len(request.text) > settings.max_text_length:
             raise ServiceError(413, f"text longer than {settings.max_text_length} characters ({len(request.text)})")
         state["requests"] += 1
-        doc = await asyncio.to_thread(state["nlp"], request.text)
+        doc = await asyncio.to_thread(state["nlp"], request.text, disable=state["skip"])
+        ents = list(doc.ents)
+        results = await link([ent.text for ent in ents], k, [request.text] * len(ents)) if ents else []
         entities = [{
             "start": ent.start_char, "end": ent.end_char, "text": ent.text, "label": ent.label_,
-            "kb_id": ent.kb_id_ or None,
-            "candidates": [{"concept_id": cid, "score": score,
-                            "name": name_of.get(cid)} for cid, score in ent._.kb_ents[: request.k]],
-        } for ent in doc.ents]
+            "kb_id": candidates[0].concept_id if candidates else None,
+            "candidates": [c._asdict() for c in candidates],
+        } for ent, candidates in zip(ents, results)]
         return {"text": request.text, "entities": entities}
 
     @app.get("/health", summary="Liveness")
@@ -200,6 +230,7 @@ def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None
             "entitylink": __version__, "model": meta.get("encoder", {}), "entries": len(linker.index),
             "concept_ids": meta.get("n_concepts"), "ontology": meta.get("ontology"), "built": meta.get("built"),
             "normalizer": linker.index.normalizer.to_dict(), "annotate": state["nlp"] is not None,
+            "policy": linker.policy.to_dict(),
             "limits": {"max_mentions": settings.max_mentions, "max_text_length": settings.max_text_length,
                        "max_k": settings.max_k},
             "micro_batching": settings.micro_batching, "encoder_calls": batcher.calls,
@@ -208,18 +239,22 @@ def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:
-        return resources.files("entitylink").joinpath("static/index.html").read_text(encoding="utf-8")
+        return resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
 
     return app
 
 
 def serve(index: str | Path, *, pipeline: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000,
-          settings: ServiceSettings | None = None, k: int = 5, precision: str = "auto",
-          dictionary_ner: bool = True) -> None:
-    """Load the index (and pipeline) and run the service with uvicorn until SIGINT/SIGTERM."""
+          settings: ServiceSettings | None = None, precision: str = DEFAULT_PRECISION,
+          dictionary_ner: bool = True, **policy: Any) -> None:
+    """Load the index (and pipeline) and run the service with uvicorn until SIGINT/SIGTERM.
+
+    ``policy`` settings (``k``, ``threshold``, ``abbreviations``) override those saved with the index.
+    """
+    require("uvicorn", "entitylink serve", "pip install 'entitylink[serve]'")
     import uvicorn
 
-    linker = Linker.load(index, k=k, precision=precision)
+    linker = Linker.load(index, precision=precision, **policy)
     nlp = None
     if pipeline:
         import spacy

@@ -11,10 +11,10 @@ from typing import Literal
 
 import torch
 
+from .defaults import DEFAULT_PRECISION, PRECISIONS, Precision  # noqa: F401 - re-exported
+
 logger = logging.getLogger(__name__)
 
-Precision = Literal["auto", "fp32", "bf16", "int8"]
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 # CPU flags that give bf16 matrix units; AVX2-only CPUs emulate bf16 and run it slower than fp32.
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -60,10 +60,19 @@ def describe_cpu() -> dict[str, object]:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` picks CUDA when available, else CPU."""
+    """``None`` picks CUDA when available, else CPU.
+
+    Under ``torchrun`` (``LOCAL_RANK`` set) a CUDA device without an index becomes this process's own
+    GPU, ``cuda:LOCAL_RANK``, which is also made the current device, so each rank runs on its own GPU.
+    """
     if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None and torch.cuda.is_available():
+        local_rank = os.environ.get("LOCAL_RANK")
+        device = torch.device("cuda", int(local_rank) if local_rank is not None else torch.cuda.current_device())
+        torch.cuda.set_device(device)
+    return device
 
 
 def bf16_is_fast(device: torch.device, flags: frozenset[str] | None = None) -> bool:

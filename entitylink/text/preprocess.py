@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._io import read_lines
+from ..errors import DataFormatError
 from .abbreviations import AbbreviationFinder, Detector, expand
-from .errors import DataFormatError
-from .loaders import read_lines
 from .normalize import Normalizer
 from .pubtator import Document
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from .._io import read_lines
+from ..errors import DataFormatError
 from .linker import Candidate, Linker
 
 
@@ -126,9 +128,6 @@ def score(
 
 def read_queries(path: str) -> pd.DataFrame:
     """Read a ``mention<TAB>concept_id`` file (optional header ``mention<TAB>concept_id``)."""
-    from .errors import DataFormatError
-    from .loaders import read_lines
-
     rows = []
     for number, line in read_lines(path):
         if not line.strip() or line.startswith("#"):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator
 
 import torch
 
@@ -29,6 +31,23 @@ def set_dropout(model: torch.nn.Module, p: float) -> None:
     for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
         if config is not None and hasattr(config, key):
             setattr(config, key, p)
+
+
+@contextlib.contextmanager
+def temporary_dropout(model: torch.nn.Module, p: float) -> Iterator[None]:
+    """Set every dropout probability of ``model`` to ``p`` inside the block, and put the old ones back."""
+    config = getattr(model, "config", None)
+    keys = ("hidden_dropout_prob", "attention_probs_dropout_prob")
+    layers = {module: module.p for module in model.modules() if isinstance(module, torch.nn.Dropout)}
+    settings = {key: getattr(config, key) for key in keys if config is not None and hasattr(config, key)}
+    set_dropout(model, p)
+    try:
+        yield
+    finally:
+        for module, before in layers.items():
+            module.p = before
+        for key, before in settings.items():
+            setattr(config, key, before)
 
 
 class DropHead:

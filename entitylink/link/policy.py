@@ -1,0 +1,86 @@
+"""The linking policy: the settings that decide a linker's answer, saved with the index.
+
+Python, ``entitylink link/evaluate``, the spaCy component and the HTTP service all link through a
+:class:`~entitylink.link.linker.Linker`, which owns one policy; each face may override a setting per
+call, and otherwise answers as the index was saved.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import DataFormatError
+from ..text.abbreviations import DETECTORS
+
+POLICY_FILE = "policy.json"
+Abbreviations = Literal["schwartz-hearst", "scispacy", "off"]
+ABBREVIATIONS = (*DETECTORS, "off")
+
+
+@dataclass(frozen=True)
+class LinkingPolicy:
+    """How mentions are linked.
+
+    Args:
+        k: concepts returned per mention, best first.
+        threshold: candidates scoring below it are dropped; a mention left with none is NIL.
+            The score is the index's (cosine for a dense index), so a threshold is only comparable
+            between indexes of one model; ``0.0`` keeps every candidate.
+        abbreviations: how a short form defined in the mention's context ("... diabetes (NIDDM) ...")
+            is expanded before linking: ``"schwartz-hearst"`` (entitylink's detector),
+            ``"scispacy"`` (scispacy's, needs ``entitylink[spacy]``) or ``"off"``. Mentions linked
+            without a context are linked as written.
+
+    Example:
+        >>> LinkingPolicy(k=3).override(threshold=0.5)
+        LinkingPolicy(k=3, threshold=0.5, abbreviations='schwartz-hearst')
+    """
+
+    k: int = 5
+    threshold: float = 0.0
+    abbreviations: Abbreviations = "schwartz-hearst"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise ValueError(f"k must be an integer of at least 1, not {self.k!r}")
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)):
+            raise ValueError(f"threshold must be a number, not {self.threshold!r}")
+        if self.abbreviations not in ABBREVIATIONS:
+            raise ValueError(f"abbreviations must be one of {ABBREVIATIONS}, not {self.abbreviations!r}")
+
+    def override(self, **settings: Any) -> LinkingPolicy:
+        """This policy with the given settings changed; ``None`` values leave a setting as it is."""
+        known = {f.name for f in fields(self)}
+        unknown = set(settings) - known
+        if unknown:
+            raise ValueError(f"unknown linking settings {sorted(unknown)}; valid: {sorted(known)}")
+        changes = {name: value for name, value in settings.items() if value is not None}
+        return replace(self, **changes) if changes else self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any], source: str | Path = "policy") -> LinkingPolicy:
+        """Rebuild from :meth:`to_dict` output; an unknown or bad setting names ``source``."""
+        try:
+            return cls().override(**settings)
+        except (TypeError, ValueError) as err:
+            raise DataFormatError(source, None, str(err)) from None
+
+    @classmethod
+    def read(cls, directory: str | Path) -> LinkingPolicy:
+        """The policy saved in ``directory``; the defaults when it holds none (indexes saved before policies)."""
+        path = Path(directory) / POLICY_FILE
+        if not path.is_file():
+            return cls()
+        try:
+            settings = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise DataFormatError(path, err.lineno, f"invalid JSON ({err.msg})") from None
+        if not isinstance(settings, dict):
+            raise DataFormatError(path, None, "expected a JSON object of linking settings")
+        return cls.from_dict(settings, path)

