@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
               "train_ratio_2_vs_1": round(two["train_names_per_s"] / one["train_names_per_s"], 2),
               "index_ratio_2_vs_1": round(two["index_names_per_s"] / one["index_names_per_s"], 2),
               "note": "wall time of whole commands, model loading included", "torch": torch.__version__}
-    print(json.dumps(write_record(args.out, record), indent=2))
+    print(json.dumps(write_record(args.out, record, argv), indent=2))
     return 0
 
 

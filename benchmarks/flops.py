@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         record["minilm_seconds_measured"] = args.minilm_seconds
         record["pubmedbert_seconds_estimated"] = round(args.minilm_seconds * ratio)
         record["minilm_tflops_achieved"] = round(flops["MiniLM-L6 (packaged)"] / args.minilm_seconds / 1e12, 3)
-    print(json.dumps(write_record(args.out, record), indent=2))
+    print(json.dumps(write_record(args.out, record, argv), indent=2))
     if args.write_bert_base:
         BertModel(BertConfig()).save_pretrained(args.write_bert_base)
         tokenizer.save_pretrained(args.write_bert_base)

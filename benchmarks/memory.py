@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in args.sizes:
             rows.append(measure(n, Path(tmp), ["--search", args.search]))
             print(json.dumps(rows[-1]), flush=True)
-    write_record(args.out, {"rows": rows, "search": args.search})
+    write_record(args.out, {"rows": rows, "search": args.search}, argv)
     print(markdown_table(["names", "index", "peak RSS GiB", "index on disk GiB", "seconds"],
                          ([f"{r['names']:,}", r["faiss_factory"], r["peak_rss_gib"], r["index_dir_gib"], r["seconds"]]
                           for r in rows)))

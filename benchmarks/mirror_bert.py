@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks._record import describe_machine
+from benchmarks._record import write_record
 from benchmarks.ncbi_disease import Benchmark, dense, run_settings
 from entitylink import DictionaryIndex, Encoder, Linker, Ontology, evaluate
 from entitylink._io import atomic_write_text
@@ -135,11 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summary, "runs": per_condition, "throughput": throughput,
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "hpo_queries": len(hpo_queries), "ncbi_test_queries": len(bench.queries["test"]),
-        "machine": describe_machine(), "seconds": round(time.perf_counter() - started, 1),
-        "date": time.strftime("%Y-%m-%d"),
+        "seconds": round(time.perf_counter() - started, 1),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "results.json", json.dumps(record, indent=2))
+    record = write_record(args.out / "results.json", record, argv)
 
     def cell(fig: dict) -> str:
         return f"{100 * fig['mean']:.1f} ± {100 * fig['sd']:.1f}"

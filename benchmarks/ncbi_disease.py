@@ -25,10 +25,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks._record import write_record
 from entitylink import DictionaryIndex, Encoder, Linker, Ontology, evaluate
 from entitylink._io import atomic_write_text
 from entitylink.index import HybridIndex, SparseIndex
-from entitylink.model.hardware import describe_cpu
 from entitylink.model.trainer import MirrorTrainer
 from entitylink.text.preprocess import Query, QueryPreprocessor, drop_unknown, read_spelling
 from entitylink.text.pubtator import read_pubtator
@@ -291,13 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         "choices_on_dev": choices,
         "errors_best_system_test": [{"kind": k, "count": n, "examples": ex} for k, n, ex in errors],
         "ablation": ablation_rows,
-        "machine": describe_cpu(),
         "seconds": round(time.perf_counter() - started, 1),
-        "date": time.strftime("%Y-%m-%d"),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "results.json", json.dumps(results, indent=2))
-    atomic_write_text(args.out / "results_full.json", json.dumps(full, indent=2, default=str))
+    atomic_write_text(args.out / "results.json", json.dumps(results, indent=2))  # the shape others read: kept bare
+    full = write_record(args.out / "results_full.json", full, argv)
     table = markdown(results, full)
     table += "\nErrors of the best system on test (acc@1 misses):\n\n| kind | count | examples |\n|---|---|---|\n"
     table += "".join(f"| {k} | {n} | {'; '.join(ex)} |\n" for k, n, ex in errors)

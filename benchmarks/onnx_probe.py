@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 row["ncbi_test_acc@1"] = ncbi_acc1(args.data, encoders[label])
             print(label, row, flush=True)
     record = write_record(args.out, {"names": len(names), "source": source.name, "results": rows,
-                                     "onnxruntime": onnxruntime.__version__})
+                                     "onnxruntime": onnxruntime.__version__}, argv)
     print(markdown_table(["backend", "names/s", "vs torch fp32", "min cosine vs fp32", "NCBI test acc@1"],
                          ([label, r["names_per_s"], f"{r['vs_torch_fp32']}x", r["min_cosine_vs_fp32"],
                            r.get("ncbi_test_acc@1", "")] for label, r in rows.items())))

@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         for label in args.kinds:
             rows += [{**row, "data": source} for row in run(data, label, queries, truth)]
             write_record(args.out, {"rows": rows, "faiss": faiss.__version__,
-                                    "faiss_threads": faiss.omp_get_max_threads()})
+                                    "faiss_threads": faiss.omp_get_max_threads()}, argv)
     header = ["data", "n", "dim", "index", "setting", "build s", "memory GiB", "queries/s", "recall@5"]
     print(markdown_table(header, ([r["data"], f"{r['n']:,}", r["dim"], r["factory"], r["setting"], r["build_s"],
                                    r["memory_gib"], f"{r['queries_per_s']:,}", r["recall@5"]] for r in rows)))

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             proc.terminate()
             proc.wait(timeout=60)
-    write_record(args.out, {"settings": {k: str(v) for k, v in vars(args).items()}, "results": results})
+    write_record(args.out, {"settings": {k: str(v) for k, v in vars(args).items()}, "results": results}, argv)
     print(markdown_table(["mode", "requests/s", "mentions/s", "p50 ms", "p99 ms", "errors"],
                          ([mode, r["requests_per_s"], r["mentions_per_s"], r["p50_ms"], r["p99_ms"], r["errors"]]
                           for mode, r in results.items())))

@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         record["ncbi_test_acc@1"] = {
             label: ncbi_acc1(args.data, encoder) for label, encoder in encoders.items() if label != compiled
         }
-    record = write_record(args.out, record)
+    record = write_record(args.out, record, argv)
     print(markdown_table(["encoder", "names/s", "vs (a)", "vs (b)", "min cosine vs fp32"],
                          ([label, row["names_per_s"], f"{row['vs_a']}x", f"{row['vs_b']}x", row["min_cosine_vs_fp32"]]
                           for label, row in rows.items())))

@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
                      "dev_medic_acc@1": dev["dev-medic"]["acc@1"], "dev_medic_acc@5": dev["dev-medic"]["acc@5"],
                      "pooling": encoder.pooling, "training_seconds": round(trainer.seconds, 1)})
         print(json.dumps(rows[-1]), flush=True)
-        write_record(out, {"param": args.param, "mode": args.mode, "defaults": vars(TrainingConfig()), "rows": rows})
+        write_record(out, {"param": args.param, "mode": args.mode, "defaults": vars(TrainingConfig()), "rows": rows},
+                     argv)
     return 0
 
 

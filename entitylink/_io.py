@@ -50,12 +50,16 @@ def _old_sibling(target: Path) -> Path:
 def recover_directory(target: str | Path) -> Path:
     """Put back the previous version of ``target`` if a replace was interrupted between its two renames.
 
-    Readers of directories written by :func:`atomic_directory` call this first; it does nothing when
-    ``target`` exists.
+    Readers of directories written by :func:`atomic_directory` call this first. When ``target`` exists,
+    a previous version still lying aside is stale (the replace got past its renames) and is removed.
     """
     target = Path(target)
     old = _old_sibling(target)
-    if not target.exists() and old.is_dir():
+    if not old.is_dir():
+        return target
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
         os.replace(old, target)
         _fsync_dir(target.parent)
         logger.warning("%s: an interrupted replace left the previous version aside; restored it", target)
@@ -88,8 +92,6 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
             return
         old = _old_sibling(target)
-        if old.exists():  # left by an earlier replace that finished its renames
-            shutil.rmtree(old, ignore_errors=True)
         os.replace(target, old)
         _fsync_dir(target.parent)
         os.replace(tmp, target)

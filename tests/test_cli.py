@@ -62,6 +62,7 @@ def test_evaluate_and_info(index_dir, tmp_path, capsys):
     assert "encoded in           fp32" in info
 
 
+@pytest.mark.slow
 def test_int8_from_the_command_line(index_dir, monkeypatch, capsys):
     pytest.importorskip("onnxruntime")
     monkeypatch.setattr("sys.stdin", io.StringIO("NIDDM\n"))
@@ -106,3 +107,38 @@ def test_index_search_options_reach_the_saved_index(tiny_model, tmp_path, capsys
     assert main(ivf) == 0
     search = json.loads((out / "meta.json").read_text())["search"]
     assert (search["kind"], search["nlist"], search["nprobe"]) == ("ivf", 2, 2)
+
+
+@pytest.mark.slow
+def test_demo_on_a_tiny_model(tiny_model, tmp_path, capsys):
+    """`entitylink demo` end to end (the embedded HPO), with a tiny model so it runs in seconds."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--model", str(tiny_model), "--precision", "fp32",
+                 "--max-queries", "40", "--train-names", "64"]) == 0
+    printed = capsys.readouterr().out
+    assert "[untuned] held-out HPO synonyms: acc@1" in printed and "[Mirror-BERT tuned]" in printed
+    assert "clinical phrases -> HPO (top 3)" in printed and "heart attack" in printed
+    figures = json.loads((out / "demo_results.json").read_text())
+    assert figures["heldout_hpo"]["n"] == 40 and figures["training"]["names"] == 64
+    from entitylink import Encoder, Linker
+
+    linker = Linker.load(out / "index", precision="fp32")  # the tuned model, saved where the index says
+    assert linker.index.meta["encoder"]["model"] == str((out / "model").resolve())
+    assert Encoder(out / "model").fingerprint() == linker.index.encoder.fingerprint()
+    assert len(linker.link("heart attack")) == linker.policy.k
+    details = (out / "heldout_details.tsv").read_text().splitlines()
+    assert len(details) == 41 and details[0].startswith("mention\tgold")
+
+
+def test_train_takes_the_loader_options_index_takes(tiny_model, tmp_path):
+    """--synonym-scopes reaches the OBO loader in train as in index: both see the same names."""
+    obo = ONTOLOGIES / "example.obo"
+    out = tmp_path / "model"
+    base = ["train", "--ontology", f"obo:{obo}", "--out", str(out), "--model", str(tiny_model), "--precision",
+            "fp32", "--mode", "mirror", "--epochs", "1", "--batch-size", "4", "--n-names", "1000"]
+    assert main(base) == 0
+    exact = json.loads((out / "entitylink_training.json").read_text())
+    assert main([*base, "--synonym-scopes", "EXACT,RELATED,NARROW,BROAD"]) == 0
+    every = json.loads((out / "entitylink_training.json").read_text())
+    assert every["steps"] > exact["steps"]  # more synonyms, more names, more steps
+    assert main([*base, "--synonym-scopes", "SIMILAR"]) == 2

@@ -85,3 +85,43 @@ def test_two_gloo_ranks_link_a_file_in_order(tiny_model, tmp_path):
     one, two = (tmp_path / "one.tsv").read_text().splitlines(), (tmp_path / "two.tsv").read_text().splitlines()
     assert [line.split("\t")[:3] for line in one] == [line.split("\t")[:3] for line in two]
     assert len(two) == 1 + 5 * 5 and not (tmp_path / "two.tsv.parts").exists()
+
+
+def test_progress_bars_on_rank_zero_only():
+    from entitylink.model.distributed import Context
+
+    main_rank, other = Context(rank=0, world=2), Context(rank=1, world=2)
+    assert [main_rank.progress(s) for s in (None, True, False)] == [None, True, False]  # None stays "automatic"
+    assert [other.progress(s) for s in (None, True, False)] == [False, False, False]
+
+
+def test_gpu_ranks_use_nccl_on_their_own_device(monkeypatch):
+    """Under torchrun on GPUs: NCCL, the rank's own cuda:LOCAL_RANK, and collectives with tensors there."""
+    import torch.distributed as dist
+
+    from entitylink.model import distributed
+
+    started = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: started.append(backend))
+    monkeypatch.setattr(dist, "get_rank", lambda: 1)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    ctx = distributed.context(torch.device("cuda"))
+    assert started == ["nccl"] and ctx.device == torch.device("cuda", 1) and ctx.local_rank == 1
+    assert distributed.context(torch.device("cpu")).device == torch.device("cpu") and started[-1] == "gloo"
+
+    seen = []
+
+    class Reduced(Exception):
+        pass
+
+    def all_reduce(tensor):
+        seen.append(tensor.device)
+        raise Reduced
+
+    monkeypatch.setattr(dist, "all_reduce", all_reduce)
+    with pytest.raises(Reduced):  # a "meta" device stands in for the GPU this machine lacks
+        distributed.mean_over_ranks(1.0, distributed.Context(rank=1, world=2, device=torch.device("meta")))
+    assert seen == [torch.device("meta")]

@@ -129,3 +129,46 @@ def test_truncation_is_warned_once(tiny_model, caplog):
     enc.encode(["heart " * 50, "fits"])
     enc.encode(["attack " * 5000])  # a 35k-character name: no crash, no second warning
     assert caplog.text.count("truncated") == 1
+
+
+def _as_hub_cache(model_dir, cache, repo="sentence-transformers/tiny-minilm"):
+    """Lay ``model_dir`` out as the Hugging Face hub cache holds a downloaded repository."""
+    import shutil
+
+    root = cache / f"models--{repo.replace('/', '--')}"
+    snapshot = root / "snapshots" / ("0" * 40)
+    shutil.copytree(model_dir, snapshot)
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text("0" * 40)
+    return repo
+
+
+def test_pooling_of_a_hub_id_is_read_from_its_sentence_transformers_config(tiny_model, tmp_path, monkeypatch):
+    """A hub id gets the pooling its repository saved, as a local copy does (mean for all-MiniLM-L6-v2)."""
+    (tiny_model / "modules.json").write_text(json.dumps(
+        [{"idx": 1, "name": "1", "path": "pool", "type": "sentence_transformers.models.Pooling"}]))
+    (tiny_model / "pool").mkdir()
+    (tiny_model / "pool" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    repo = _as_hub_cache(tiny_model, tmp_path / "hub")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    hub = Encoder(repo, precision="fp32")
+    assert hub.pooling == "mean" and Encoder(tiny_model).pooling == "mean"
+    np.testing.assert_allclose(hub.encode(TEXTS), Encoder(tiny_model, precision="fp32").encode(TEXTS), atol=1e-6)
+
+
+def test_saved_model_opens_in_sentence_transformers_with_the_same_vectors(tiny_model, tmp_path):
+    st = pytest.importorskip("sentence_transformers")
+    for pooling in ("cls", "mean"):
+        ours = Encoder(tiny_model, pooling=pooling, precision="fp32", max_length=12)
+        out = ours.save(tmp_path / pooling)
+        assert ours.model_id == str(out.resolve())
+        theirs = st.SentenceTransformer(str(out), device="cpu")
+        assert theirs.max_seq_length == 12
+        vectors = theirs.encode(TEXTS, convert_to_numpy=True)
+        np.testing.assert_allclose(vectors, ours.encode(TEXTS), atol=1e-5)
+        assert Encoder(out).pooling == pooling

@@ -43,6 +43,28 @@ def test_explicit_precision_wins_and_bad_values_fail():
         resolve_precision("int8", torch.device("cuda"), AMX)
 
 
-def test_describe_cpu_names_the_machine():
-    info = describe_cpu()
-    assert info["cpu"] and isinstance(info["bf16_flags"], list) and info["threads"] >= 1
+def test_describe_cpu_reports_what_the_cpu_has(monkeypatch):
+    from entitylink.model import hardware
+
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: AVX512_BF16 | {"amx_tile"})
+    monkeypatch.setattr(hardware, "cpu_model", lambda: "AMD EPYC 9B45")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    assert describe_cpu() == {"cpu": "AMD EPYC 9B45", "bf16_flags": ["avx512_bf16"], "avx2": True,
+                              "avx512f": True, "threads": 3}
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: AVX2_ONLY)
+    assert describe_cpu()["bf16_flags"] == [] and not describe_cpu()["avx512f"]
+
+
+def test_device_from_local_rank_under_torchrun(monkeypatch):
+    """Each torchrun rank gets its own GPU, cuda:LOCAL_RANK, made the current device (else all run on GPU 0)."""
+    from entitylink.model import hardware
+
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert hardware.resolve_device(None) == torch.device("cuda", 3)
+    assert hardware.resolve_device("cuda") == torch.device("cuda", 3)
+    assert hardware.resolve_device("cuda:1") == torch.device("cuda", 1)  # an explicit index wins
+    assert hardware.resolve_device("cpu") == CPU
+    assert chosen == [torch.device("cuda", 3), torch.device("cuda", 3)]

@@ -26,6 +26,7 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache" / "onnx"
 
 
+@pytest.mark.slow
 def test_int8_stays_close_to_fp32_and_keeps_input_order(tiny_model, cache):
     fp32 = Encoder(tiny_model, precision="fp32").encode(TEXTS)
     encoder = Encoder(tiny_model, precision="int8")
@@ -42,6 +43,7 @@ def test_int8_stays_close_to_fp32_and_keeps_input_order(tiny_model, cache):
     assert encoder.encode("heart attack").shape == (fp32.shape[1],)
 
 
+@pytest.mark.slow
 def test_the_export_is_standard_onnx_with_7bit_int8_weights(tiny_model, cache):
     import onnx
     from onnx import numpy_helper
@@ -56,6 +58,7 @@ def test_the_export_is_standard_onnx_with_7bit_int8_weights(tiny_model, cache):
     assert max(int(np.abs(w.astype(np.int16)).max()) for w in weights) <= 64
 
 
+@pytest.mark.slow
 def test_the_export_is_cached_per_weights(tiny_model, tmp_path, cache, monkeypatch):
     calls = []
     real = onnx_backend.export_int8
@@ -69,6 +72,7 @@ def test_the_export_is_cached_per_weights(tiny_model, tmp_path, cache, monkeypat
     assert len(calls) == 2 and len(list(cache.glob("*.onnx"))) == 2
 
 
+@pytest.mark.slow
 def test_a_damaged_cache_file_is_exported_again(tiny_model, cache):
     expected = Encoder(tiny_model, precision="int8").encode(TEXTS)
     (path,) = cache.glob("*.onnx")
@@ -92,6 +96,7 @@ def test_training_refuses_int8(tiny_model, cache):
         MirrorTrainer(Encoder(tiny_model, precision="int8"))
 
 
+@pytest.mark.slow
 def test_the_encoder_model_is_left_as_it_was(tiny_model, cache):
     encoder = Encoder(tiny_model, precision="int8")
     before = {k: v.clone() for k, v in encoder.model.state_dict().items()}

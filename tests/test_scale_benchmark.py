@@ -3,9 +3,12 @@
 import json
 
 import numpy as np
+import pytest
 
 from benchmarks import scale, simulate
 from benchmarks.simulate import SimulatedDictionary, recall_at
+
+pytestmark = pytest.mark.slow  # benchmark tables
 
 
 def test_simulated_chunks_are_reproducible_unit_vectors(monkeypatch):

@@ -115,6 +115,37 @@ def test_concurrent_requests_share_encoder_calls(linker):
     assert app.state.batcher.calls <= 3  # 20 requests, a handful of encoder calls
 
 
+def test_a_failed_batch_fails_each_of_its_requests_and_the_batcher_goes_on(linker, monkeypatch):
+    from entitylink.apps.serve import MicroBatcher
+
+    batcher = MicroBatcher(linker, window_ms=50, max_batch=100)
+    real = linker.link
+    failures = iter([RuntimeError("encoder crashed")])
+
+    def flaky(mentions, **kw):
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real(mentions, **kw)
+
+    monkeypatch.setattr(linker, "link", flaky)
+
+    async def run():
+        await batcher.start()
+        first = await asyncio.gather(*[batcher.link([f"heart attack {i}"], 2) for i in range(3)],
+                                     return_exceptions=True)
+        second = await batcher.link(["seizures"], 1)
+        task = batcher.task
+        await batcher.stop()
+        return first, second, task
+
+    first, second, task = asyncio.run(run())
+    assert len(first) == 3 and all(isinstance(r, RuntimeError) and "encoder crashed" in str(r) for r in first)
+    assert batcher.calls == 2  # the three requests shared the failed call
+    assert second[0][0].concept_id == "D012640"
+    assert task.done() and task.cancelled() and batcher.task is None  # stop waited for the worker to end
+
+
 # ------------------------------------------------------------------ a real server process
 def free_port() -> int:
     with socket.socket() as sock:
@@ -124,7 +155,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def server(linker, tmp_path):
-    linker.index.save(tmp_path / "idx")
+    linker.save(tmp_path / "idx")
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "entitylink", "serve", "--index", str(tmp_path / "idx"), "--port", str(port),

@@ -99,6 +99,7 @@ def test_round_trip_through_nlp_to_disk_and_spacy_load(index_dir, tmp_path):
     assert links(loaded(ABSTRACT)) == expected
 
 
+@pytest.mark.slow
 def test_int8_precision_reaches_the_encoder_and_survives_to_disk(index_dir, tmp_path):
     pytest.importorskip("onnxruntime")
     nlp = make_nlp(index_dir, precision="int8", threshold=0.9)

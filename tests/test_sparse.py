@@ -49,3 +49,26 @@ def test_misaligned_sparse_index_is_rejected(medic_example, tiny_encoder):
     other = SparseIndex.build(Ontology.from_pairs([("A", "fever")]))
     with pytest.raises(ValueError, match="must list the dense index's entries"):
         HybridIndex(dense, other)
+
+
+@pytest.mark.parametrize("search", [
+    "hnsw", "ivf", {"kind": "ivfpq", "nlist": 4, "nprobe": 4, "pq_m": 8, "rerank": 8, "float16": True}])
+def test_hybrid_over_an_approximate_dense_index(medic_example, tiny_encoder, search):
+    """Fusion needs the stored vectors of each candidate: approximate kinds give them back too."""
+    from entitylink.index.search import SearchSpec
+
+    spec = SearchSpec(**search) if isinstance(search, dict) else search
+    approximate = DictionaryIndex.build(medic_example, tiny_encoder, search=spec)
+    exact = DictionaryIndex.build(medic_example, tiny_encoder, search="flat")
+    assert approximate.meta["faiss"] != exact.meta["faiss"]
+    mentions = ["heart atack", "kidney failure", "fits", "breast cancers", "low blood pressure"]
+    hybrid = HybridIndex(approximate, sparse_weight=0.5, pool=len(approximate))  # the pool covers every entry
+    queries = hybrid.prepare(mentions)
+    scores, positions = hybrid.search(queries, 3)
+    stored = approximate.vectors(positions[:, 0])
+    sparse = hybrid.sparse.scores(queries.sparse)
+    for row, pos in enumerate(positions[:, 0]):
+        expected = float(stored[row] @ queries.dense[row]) + 0.5 * sparse[row, pos]
+        assert scores[row, 0] == pytest.approx(expected, abs=2e-3)  # float16 storage: 1e-3-ish
+    reference = Linker(HybridIndex(exact, sparse_weight=0.5, pool=len(exact))).link(mentions, k=1)
+    assert [r[0].concept_id for r in Linker(hybrid).link(mentions, k=1)] == [r[0].concept_id for r in reference]

@@ -149,16 +149,37 @@ def test_pairs_file(tmp_path, tiny_encoder, medic_example):
     good.write_text("heart attack||myocardial infarction\n# comment\nfits||seizures\n")
     assert read_pairs(good) == [("heart attack", "myocardial infarction"), ("fits", "seizures")]
     t = trainer(tiny_encoder, epochs=1, mode="synonym").fit(medic_example, pairs=good)
-    assert t.history
+    synonym_pairs = sum(len(g) for g in t._synonym_groups(medic_example))
+    assert len(t.history) == int(np.ceil((synonym_pairs + 2) / 16))  # the file's two pairs were trained on
     bad = tmp_path / "bad_pairs.txt"
     bad.write_text("heart attack||myocardial infarction\nfits seizures\n")
     with pytest.raises(DataFormatError, match=r"bad_pairs.txt:2: expected 'name\|\|name'"):
         read_pairs(bad)
 
 
-def test_hard_negative_batches_run(tiny_encoder, medic_example):
-    t = trainer(tiny_encoder, epochs=1, hard_negatives=True).fit(medic_example)
-    assert len(t.history) == int(np.ceil(len(t._mirror_texts(medic_example)) / 16))
+def test_hard_negative_batches_gather_neighbours(tiny_encoder, medic_example):
+    t = trainer(tiny_encoder, epochs=1, hard_negatives=True, batch_size=8)
+    mirror = t._mirror_texts(medic_example)
+    pairs = t._epoch_pairs(0, mirror, [], [])
+    vectors = dict(zip([p[0] for p in pairs], tiny_encoder.encode([p[0] for p in pairs])))
+
+    def within_batch_similarity(batches):
+        sims = []
+        for batch in batches:
+            v = np.stack([vectors[p[0]] for p in batch])
+            sims.append(float((v @ v.T)[np.triu_indices(len(v), 1)].mean()))
+        return np.mean(sims)
+
+    hard = t._batches(pairs)
+    shuffled = [pairs[i : i + 8] for i in range(0, len(pairs), 8)]
+    assert sorted(p[0] for b in hard for p in b) == sorted(p[0] for p in pairs)  # a reordering, nothing lost
+    assert within_batch_similarity(hard) > within_batch_similarity(shuffled) + 0.02
+    seed = hard[0][0][0]
+    others = [p[0] for p in pairs if p[0] != seed]
+    nearest = max(others, key=lambda text: float(vectors[text] @ vectors[seed]))
+    assert nearest in {p[0] for p in hard[0]}  # the seed's nearest neighbour is its batch-mate
+    t.fit(medic_example)
+    assert len(t.history) == int(np.ceil(len(mirror) / 8))
 
 
 def test_bad_settings(tiny_encoder):
@@ -193,9 +214,18 @@ def test_drophead_makes_views_differ_only_while_training(tiny_encoder):
         DropHead(tiny_encoder.model, 1.0)
 
 
-def test_training_with_drophead_and_span_masking(tiny_encoder, medic_example):
-    t = trainer(tiny_encoder, epochs=1, drophead=0.2, span_mask_chars=3, dropout=0.0).fit(medic_example)
-    assert t.history and t.training_record()["drophead"] == 0.2
+def test_drophead_and_span_masking_make_the_views_differ(tiny_model, medic_example):
+    """With no dropout, a name and itself are identical views (a low loss); drophead or masking part them."""
+    def first_loss(**augment):
+        encoder = Encoder(tiny_model, precision="fp32")
+        t = trainer(encoder, epochs=1, dropout=0.0, learning_rate=0.0, **augment).fit(medic_example)
+        return t.history[0]["loss"], t
+
+    identical, _ = first_loss()
+    dropped, t = first_loss(drophead=0.5)
+    masked, _ = first_loss(span_mask_chars=3)
+    assert dropped > identical + 0.01 and masked > identical + 0.01
+    assert t.training_record()["drophead"] == 0.5
 
 
 def test_index_of_a_tuned_model_reopens_with_that_model(tiny_model, medic_example, tmp_path):
@@ -261,3 +291,24 @@ def test_trainer_defaults_are_read_from_the_config():
     for field in dataclasses.fields(TrainingConfig):
         assert f"{field.name}: " in source and f"= _DEFAULT.{field.name}" in source, field.name
         assert signature[field.name].default == getattr(TrainingConfig(), field.name)
+
+
+@pytest.mark.skipif(not __import__("entitylink.model.hardware", fromlist=["bf16_is_fast"]).bf16_is_fast(
+    torch.device("cpu")), reason="this CPU has no bf16 units (AMX / AVX512-BF16)")
+def test_bf16_training_where_the_cpu_runs_it(tiny_model, medic_example):
+    """precision='auto' trains under bf16 autocast on such a CPU; the weights stay fp32 and the loss falls."""
+    encoder = Encoder(tiny_model)
+    assert encoder.precision == "bf16"
+    seen = []
+    real_forward = encoder.forward
+
+    def spy(batch, model=None):
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return real_forward(batch, model)
+
+    encoder.forward = spy
+    t = trainer(encoder, epochs=3, precision="auto").fit(medic_example)
+    assert t.precision == "bf16" and seen and all(s == (True, torch.bfloat16) for s in seen)
+    assert all(p.dtype == torch.float32 for p in encoder.model.parameters())
+    losses = [h["loss"] for h in t.history]
+    assert np.isfinite(losses).all() and np.mean(losses[-3:]) < np.mean(losses[:3])
