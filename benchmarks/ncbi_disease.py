@@ -7,6 +7,10 @@ dictionary), ``results_full.json`` (every setting, the ablation, the dev-set cho
 analysis) and ``results.md`` (the tables). Settings are chosen on the dev split; the test split is
 only reported. ``--quick`` runs the TF-IDF and untuned rows only.
 
+Every text is encoded once per model: encodings are kept in memory for the run and, with ``--reuse``,
+under ``OUT/cache/`` (one ``.npy`` + ``.json`` pair per model fingerprint) for the next run, as are the
+tuned models (``OUT/models/``, reused when their training settings match).
+
 Data layout under ``--data`` (see benchmarks/README.md for where to download it):
 ``ncbi-disease/NCBI{train,develop,test}set_corpus.txt`` and ``medic/medic_06Jul2012.txt``,
 ``medic/ncbi-spell-check.txt``.
@@ -23,6 +27,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from benchmarks._record import write_record
@@ -119,6 +124,58 @@ def dense(encoder: Encoder):
     return lambda onto: DictionaryIndex.build(onto, encoder, show_progress=False)
 
 
+class EncodingCache:
+    """Every text encoded once per model fingerprint; kept on disk under ``folder`` when it is given."""
+
+    def __init__(self, folder: Path | None = None):
+        self.folder = folder
+        self.tables: dict[str, dict[str, np.ndarray]] = {}
+
+    def attach(self, encoder: Encoder) -> Encoder:
+        """Make ``encoder.encode`` look texts up first (and remember the new ones)."""
+        fingerprint = encoder.fingerprint()
+        table = self.tables.setdefault(fingerprint, self._read(fingerprint))
+        real = encoder.encode
+
+        def encode(texts, batch_size=None, show_progress=None):
+            single = isinstance(texts, str)
+            items = [texts] if single else list(texts)
+            missing = list(dict.fromkeys(t for t in items if t not in table))
+            if missing:
+                for text, vector in zip(missing, real(missing, batch_size=batch_size, show_progress=show_progress)):
+                    table[text] = vector
+            out = np.stack([table[t] for t in items]) if items else np.empty((0, encoder.dim), np.float32)
+            return out[0] if single else out
+
+        encoder.encode = encode  # type: ignore[method-assign]
+        encoder.cache_fingerprint = fingerprint  # type: ignore[attr-defined]
+        return encoder
+
+    def save(self) -> None:
+        if self.folder is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for fingerprint, table in self.tables.items():
+            if not table:
+                continue
+            texts = list(table)
+            np.save(self.folder / f"{fingerprint[:24]}.npy", np.stack([table[t] for t in texts]), allow_pickle=False)
+            atomic_write_text(self.folder / f"{fingerprint[:24]}.json", json.dumps(texts, ensure_ascii=False))
+
+    def _read(self, fingerprint: str) -> dict[str, np.ndarray]:
+        if self.folder is None:
+            return {}
+        vectors, texts = self.folder / f"{fingerprint[:24]}.npy", self.folder / f"{fingerprint[:24]}.json"
+        if not (vectors.is_file() and texts.is_file()):
+            return {}
+        names = json.loads(texts.read_text(encoding="utf-8"))
+        matrix = np.load(vectors, allow_pickle=False)
+        if len(names) != len(matrix):
+            return {}
+        logger.info("reusing %d cached encodings (%s)", len(names), vectors.name)
+        return dict(zip(names, matrix))
+
+
 def sparse(onto: Ontology) -> SparseIndex:
     return SparseIndex.build(onto)
 
@@ -209,6 +266,49 @@ def markdown(results: dict, full: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+DETECTORS = ("schwartz-hearst", "scispacy")
+
+
+def choose_abbreviation_detector(args, spelling: dict[str, str], cache: EncodingCache, choices: dict) -> Benchmark:
+    """The abbreviation detector with the better dev acc@1 (mean of TF-IDF and the untuned CLS model)."""
+    encoder = cache.attach(Encoder(args.model, pooling="cls"))
+    benches, scores = {}, {}
+    for detector in DETECTORS:
+        try:
+            bench = Benchmark(args.data, QueryPreprocessor(abbreviations=detector, spelling=spelling))
+        except ImportError as err:  # scispacy is optional
+            logger.info("abbreviation detector %s left out: %s", detector, err)
+            continue
+        figures = [run_settings(make, bench)["dev"]["acc@1"] for make in (sparse, dense(encoder))]
+        benches[detector], scores[detector] = bench, {"tfidf": figures[0], "dense_cls": figures[1]}
+        logger.info("abbreviations %s: dev acc@1 %s", detector, scores[detector])
+    best = max(scores, key=lambda d: sum(scores[d].values()))
+    choices["abbreviation detector (by dev acc@1, TF-IDF and untuned CLS)"] = {"chosen": best, **scores}
+    return benches[best]
+
+
+def tuned_model(args, label: str, options: dict, pairs, bench: Benchmark, pooling: str) -> tuple[Encoder, float]:
+    """Tune a fresh copy of the model by one recipe, or, with --reuse, reopen the one an earlier run saved.
+
+    Returns the encoder and the seconds its training took."""
+    folder = args.out / "models" / re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+    settings = {"n_names": args.train_names, "epochs": args.epochs, "seed": args.seed, "model": args.model,
+                "pooling": pooling, "pairs": len(pairs or []), **options}
+    record = folder / "benchmark_settings.json"
+    if args.reuse and record.is_file() and json.loads(record.read_text()) == settings:
+        logger.info("%s: reusing %s", label, folder)
+        return Encoder(folder), json.loads((folder / "entitylink_training.json").read_text())["seconds"]
+    encoder = Encoder(args.model, pooling=pooling)
+    trainer = MirrorTrainer(encoder, n_names=args.train_names, epochs=args.epochs, seed=args.seed,
+                            show_progress=False, **options)
+    trainer.fit(bench.medic, pairs=pairs)
+    logger.info("%s: %d steps in %.0f s", label, len(trainer.history), trainer.seconds)
+    if args.reuse:
+        trainer.save(folder)
+        atomic_write_text(record, json.dumps(settings, indent=2))
+    return encoder, trainer.seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -219,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-names", type=int, default=10_000)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--model", default="default")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep encodings and tuned models under OUT and reuse those of an earlier run")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     from transformers.utils import logging as hf_logging
@@ -226,20 +328,21 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.disable_progress_bar()
     started = time.perf_counter()
     spelling = read_spelling(args.data / "medic" / "ncbi-spell-check.txt")
-    preprocessor = QueryPreprocessor(spelling=spelling)
-    bench = Benchmark(args.data, preprocessor)
+    cache = EncodingCache(args.out / "cache" if args.reuse else None)
+    choices: dict[str, object] = {}
+    bench = choose_abbreviation_detector(args, spelling, cache, choices)
+    preprocessor = bench.preprocessor
     counts = {s: len(q) for s, q in bench.queries.items()}
     composites = {s: sum(q.is_composite for q in qs) for s, qs in bench.queries.items()}
     logger.info("queries %s (dropped for ids missing from MEDIC: %s; split composites: %s)",
                 counts, bench.dropped, composites)
 
     systems: dict[str, dict] = {}
-    choices: dict[str, object] = {}
     systems["TF-IDF char 2-3 grams (sparse)"] = run_settings(sparse, bench)
 
     pooled = {}
     for pooling in ("cls", "mean"):
-        encoder = Encoder(args.model, pooling=pooling)
+        encoder = cache.attach(Encoder(args.model, pooling=pooling))
         pooled[pooling] = encoder
         systems[f"MiniLM untuned, {pooling.upper()} pooling"] = run_settings(dense(encoder), bench)
     best_pooling = max(pooled, key=lambda p: systems[f"MiniLM untuned, {p.upper()} pooling"]["dev"]["acc@1"])
@@ -254,14 +357,10 @@ def main(argv: list[str] | None = None) -> int:
             ("Mirror + synonym (MEDIC + NCBI train pairs)", dict(mode="both"), bench.synonym_pairs("train")),
         ]
         for label, options, pairs in recipes:
-            encoder = Encoder(args.model, pooling=best_pooling)
-            trainer = MirrorTrainer(encoder, n_names=args.train_names, epochs=args.epochs, seed=args.seed,
-                                    show_progress=False, **options)
-            trainer.fit(bench.medic, pairs=pairs)
-            logger.info("%s: %d steps in %.0f s", label, len(trainer.history), trainer.seconds)
-            tuned[label] = encoder
+            encoder, seconds = tuned_model(args, label, options, pairs, bench, best_pooling)
+            tuned[label] = cache.attach(encoder)
             systems[f"MiniLM + {label}"] = run_settings(dense(encoder), bench)
-            systems[f"MiniLM + {label}"]["training_seconds"] = round(trainer.seconds, 1)
+            systems[f"MiniLM + {label}"]["training_seconds"] = round(seconds, 1)
 
     # Hybrid: the dense system best on dev, fused with TF-IDF at the weight best on dev.
     dense_names = [n for n in systems if n.startswith("MiniLM")]
@@ -294,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.perf_counter() - started, 1),
     }
     args.out.mkdir(parents=True, exist_ok=True)
+    cache.save()
     atomic_write_text(args.out / "results.json", json.dumps(results, indent=2))  # the shape others read: kept bare
     full = write_record(args.out / "results_full.json", full, argv)
     table = markdown(results, full)

@@ -142,3 +142,22 @@ def test_train_takes_the_loader_options_index_takes(tiny_model, tmp_path):
     every = json.loads((out / "entitylink_training.json").read_text())
     assert every["steps"] > exact["steps"]  # more synonyms, more names, more steps
     assert main([*base, "--synonym-scopes", "SIMILAR"]) == 2
+
+
+def test_index_with_a_sparse_weight_writes_a_hybrid_that_link_uses(tiny_model, tmp_path, capsys):
+    from entitylink import Linker
+    from entitylink.index import HybridIndex
+
+    out = tmp_path / "hybrid"
+    assert main(["-q", "index", "--ontology", f"medic:{ONTOLOGIES / 'example_medic.txt'}", "--out", str(out),
+                 "--model", str(tiny_model), "--precision", "fp32", "--sparse-weight", "0.4"]) == 0
+    linker = Linker.load(out, precision="fp32")
+    assert isinstance(linker.index, HybridIndex) and linker.policy.sparse_weight == 0.4
+    (tmp_path / "m.txt").write_text("hypertensoin\n")
+    capsys.readouterr()
+    assert main(["link", "--index", str(out), "--input", str(tmp_path / "m.txt"), "--format", "jsonl",
+                 "--precision", "fp32"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    expected = linker.link("hypertensoin")
+    assert [(c["concept_id"], round(c["score"], 5)) for c in line["candidates"]] == \
+        [(c.concept_id, round(c.score, 5)) for c in expected]

@@ -113,10 +113,15 @@ def _add_policy_options(parser: argparse.ArgumentParser, saved: bool) -> None:
                             + tell(default.threshold))
     group.add_argument("--abbreviations", choices=ABBREVIATIONS, default=default.abbreviations if saved else None,
                        help="how short forms defined in a mention's context are expanded" + tell(default.abbreviations))
+    group.add_argument("--sparse-weight", type=float, default=default.sparse_weight if saved else None, metavar="W",
+                       help=("save a character TF-IDF index beside the dense one and link by dense + W x sparse "
+                             "cosine" if saved else "weight of the sparse cosine (the index must have a sparse half)")
+                       + tell(default.sparse_weight))
 
 
 def _policy_overrides(args: argparse.Namespace) -> dict:
-    return {"k": args.k, "threshold": args.threshold, "abbreviations": args.abbreviations}
+    return {"k": args.k, "threshold": args.threshold, "abbreviations": args.abbreviations,
+            "sparse_weight": args.sparse_weight}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -241,7 +246,8 @@ def _encoder_kwargs(args: argparse.Namespace) -> dict:
 
 def cmd_index(args: argparse.Namespace) -> None:
     from ..index.dense import DictionaryIndex
-    from ..link.policy import POLICY_FILE
+    from ..index.hybrid import HybridIndex
+    from ..link.linker import Linker
     from ..model.encoder import Encoder
 
     try:
@@ -256,9 +262,13 @@ def cmd_index(args: argparse.Namespace) -> None:
     # Under torchrun every rank encodes a shard; rank 0 writes the index.
     index = DictionaryIndex.build_sharded(ontology, encoder, args.out, search=search,
                                           merge_shared_names=not args.no_merge_shared_names, show_progress=True,
-                                          extra_files={POLICY_FILE: policy.to_dict()})
+                                          save=False)
     if index is not None:
-        print(f"wrote {args.out}: {len(index)} entries, dim {index.dim}", file=sys.stderr)
+        linker = Linker(HybridIndex(index, sparse_weight=policy.sparse_weight) if policy.sparse_weight else index,
+                        policy)
+        linker.save(args.out)
+        kind = f" + TF-IDF (weight {policy.sparse_weight})" if policy.sparse_weight else ""
+        print(f"wrote {args.out}: {len(index)} entries, dim {index.dim}{kind}", file=sys.stderr)
 
 
 def cmd_train(args: argparse.Namespace) -> None:

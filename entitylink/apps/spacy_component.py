@@ -35,7 +35,7 @@ from ..link.linker import Candidate, Linker  # noqa: E402
 from ..model.defaults import DEFAULT_MODEL, DEFAULT_PRECISION  # noqa: E402
 
 CONFIG_FILE = "entitylink_component.json"
-_SETTINGS = ("k", "threshold", "abbreviations", "set_kb_id", "batch_size", "precision")
+_SETTINGS = ("k", "threshold", "abbreviations", "sparse_weight", "set_kb_id", "batch_size", "precision")
 
 if not Span.has_extension("kb_ents"):
     Span.set_extension("kb_ents", default=[])
@@ -53,16 +53,18 @@ class EntityLinkerComponent:
         k: int | None = None,
         threshold: float | None = None,
         abbreviations: str | None = None,
+        sparse_weight: float | None = None,
         set_kb_id: bool = True,
         batch_size: int | None = None,
         precision: str = DEFAULT_PRECISION,
     ):
         from ..link.policy import LinkingPolicy
 
-        LinkingPolicy().override(k=k, threshold=threshold, abbreviations=abbreviations)  # fail early on bad values
+        LinkingPolicy().override(k=k, threshold=threshold, abbreviations=abbreviations,
+                                 sparse_weight=sparse_weight)  # fail early on bad values
         self.name = name
         self.index_path = index
-        self.k, self.threshold, self.abbreviations = k, threshold, abbreviations
+        self.k, self.threshold, self.abbreviations, self.sparse_weight = k, threshold, abbreviations, sparse_weight
         self.set_kb_id = set_kb_id
         self.batch_size = batch_size
         self.precision = precision
@@ -82,7 +84,8 @@ class EntityLinkerComponent:
 
     def set_linker(self, linker: Linker) -> None:
         """Link with ``linker`` (e.g. one just built, or the service's); the config's overrides apply to it."""
-        policy = linker.policy.override(k=self.k, threshold=self.threshold, abbreviations=self.abbreviations)
+        policy = linker.policy.override(k=self.k, threshold=self.threshold, abbreviations=self.abbreviations,
+                                        sparse_weight=self.sparse_weight)
         if policy != linker.policy:
             linker = Linker(linker.index, policy)
         encoder = getattr(linker.index, "encoder", None)
@@ -208,17 +211,17 @@ class EntityLinkerComponent:
 @Language.factory(
     "entitylink",
     default_config={
-        "index": None, "k": None, "threshold": None, "abbreviations": None,
+        "index": None, "k": None, "threshold": None, "abbreviations": None, "sparse_weight": None,
         "set_kb_id": True, "batch_size": None, "precision": DEFAULT_PRECISION,
     },
     assigns=["span._.kb_ents", "token.ent_kb_id"],
 )
 def make_entity_linker(
     nlp: Language, name: str, index: str | None, k: int | None, threshold: float | None,
-    abbreviations: str | None, set_kb_id: bool, batch_size: int | None, precision: str,
+    abbreviations: str | None, sparse_weight: float | None, set_kb_id: bool, batch_size: int | None, precision: str,
 ) -> EntityLinkerComponent:
     """spaCy factory for :class:`EntityLinkerComponent` (``nlp.add_pipe("entitylink", config=...)``)."""
     return EntityLinkerComponent(
-        nlp, name, index=index, k=k, threshold=threshold, abbreviations=abbreviations,
+        nlp, name, index=index, k=k, threshold=threshold, abbreviations=abbreviations, sparse_weight=sparse_weight,
         set_kb_id=set_kb_id, batch_size=batch_size, precision=precision,
     )

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import faiss
@@ -66,8 +66,9 @@ class DictionaryIndex:
 
     def vectors(self, positions: np.ndarray) -> np.ndarray:
         """Stored embeddings of the given entries."""
-        return np.vstack([self.faiss_index.reconstruct(int(p)) for p in positions]) if len(positions) else \
-            np.empty((0, self.dim), np.float32)
+        if not len(positions):
+            return np.empty((0, self.dim), np.float32)
+        return self.faiss_index.reconstruct_batch(np.ascontiguousarray(positions, dtype=np.int64))
 
     def __repr__(self) -> str:
         model = self.meta["encoder"]["model"]
@@ -170,6 +171,7 @@ class DictionaryIndex:
         search: SearchSpec | str = "auto",
         show_progress: bool | None = None,
         extra_files: dict[str, dict] | None = None,
+        save: bool = True,
     ) -> DictionaryIndex | None:
         """Build and save an index with every ``torchrun`` rank encoding a contiguous shard of the names.
 
@@ -177,7 +179,7 @@ class DictionaryIndex:
         order, builds the FAISS index, saves it to ``out`` and removes the parts. The
         result equals :meth:`build` on one process. Returns the index on rank 0, ``None``
         on the other ranks. Without torchrun it is :meth:`build` followed by :meth:`save`
-        (``extra_files`` as there).
+        (``extra_files`` as there); with ``save=False`` rank 0 returns the index unsaved.
         """
         from ..model.distributed import context
 
@@ -186,7 +188,8 @@ class DictionaryIndex:
         if not ctx.active:
             index = cls.build(ontology, encoder, normalizer=normalizer, merge_shared_names=merge_shared_names,
                               search=search, show_progress=show_progress)
-            index.save(out, extra_files)
+            if save:
+                index.save(out, extra_files)
             return index
         normalizer = normalizer or Normalizer()
         entries = ontology.entries(normalizer, merge_shared_names=merge_shared_names)
@@ -207,7 +210,8 @@ class DictionaryIndex:
             meta = _meta(ontology, encoder, normalizer, merge_shared_names, entries, joined.shape[1], spec,
                          faiss_index)
             index = cls(faiss_index, entries["name"], entries["text"], entries["concept_id"], normalizer, meta, encoder)
-            index.save(out, extra_files)
+            if save:
+                index.save(out, extra_files)
             for part in parts.iterdir():
                 part.unlink()
             parts.rmdir()
@@ -232,11 +236,13 @@ class DictionaryIndex:
         return self.faiss_index.search(vectors, k)
 
     # ---------------------------------------------------------------- saving
-    def save(self, path: str | Path, extra_files: dict[str, dict] | None = None) -> Path:
+    def save(self, path: str | Path, extra_files: dict[str, dict] | None = None,
+             add_files: Callable[[Path], None] | None = None) -> Path:
         """Write the index directory atomically (FAISS file, entries JSON, metadata JSON).
 
         ``extra_files`` maps file names to JSON objects written into the same directory (e.g. the
-        linker's policy), so that they appear together with the index.
+        linker's policy), and ``add_files(directory)`` may write more (e.g. a sparse index), so that
+        they appear together with the index.
         """
         path = Path(path)
         with atomic_directory(path) as tmp:
@@ -248,6 +254,8 @@ class DictionaryIndex:
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
             for name, content in (extra_files or {}).items():
                 (tmp / name).write_text(json.dumps(content, indent=2))
+            if add_files is not None:
+                add_files(tmp)
         logger.info("saved index of %d names to %s", len(self), path)
         return path
 

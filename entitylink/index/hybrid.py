@@ -11,6 +11,8 @@ from scipy import sparse as sp
 from .dense import DictionaryIndex
 from .sparse import SparseIndex
 
+SPARSE_DIR = "sparse"  # where a hybrid's sparse half is saved, inside the dense index's directory
+
 
 class _Queries:
     """Dense vectors and sparse rows of the same queries, indexed together."""
@@ -29,7 +31,7 @@ class HybridIndex:
     """Dense + sparse fusion (BioSyn-style): score = dense cosine + ``sparse_weight`` × sparse cosine.
 
     Candidates are the union of each index's top ``pool`` entries; both scores are then
-    computed exactly for every candidate.
+    computed exactly for every candidate, all queries of a batch at once.
     """
 
     def __init__(self, dense: DictionaryIndex, sparse_index: SparseIndex | None = None,
@@ -40,29 +42,60 @@ class HybridIndex:
             raise ValueError("the sparse index must list the dense index's entries (use SparseIndex.like)")
         self.sparse_weight = sparse_weight
         self.pool = pool
-        self.names, self.concept_ids, self.normalizer = dense.names, dense.concept_ids, dense.normalizer
+        self.normalizer = dense.normalizer
         self.encoder = dense.encoder
+
+    @property
+    def names(self) -> list[str]:
+        return self.dense.names
+
+    @property
+    def concept_ids(self) -> list[str]:
+        return self.dense.concept_ids
+
+    @property
+    def meta(self) -> dict:
+        return self.dense.meta
 
     def __len__(self) -> int:
         return len(self.dense)
 
+    def __repr__(self) -> str:
+        return f"HybridIndex({self.dense!r} + {self.sparse_weight} × TF-IDF)"
+
     def prepare(self, texts: Sequence[str], show_progress: bool | None = None) -> Any:
         return _Queries(self.dense.prepare(texts, show_progress=show_progress), self.sparse.prepare(texts))
 
-    def search(self, queries: _Queries, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: _Queries, k: int, sparse_weight: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` entries by fused score: (scores, positions), each (n, k); -1 pads."""
+        weight = self.sparse_weight if sparse_weight is None else sparse_weight
         k = max(1, min(k, len(self)))
+        n = len(queries)
         pool = max(self.pool, k)
         _, dense_pos = self.dense.search(queries.dense, pool)
         _, sparse_pos = self.sparse.search(queries.sparse, pool)
-        out_scores = np.full((len(queries), k), -np.inf, np.float32)
-        out_pos = np.full((len(queries), k), -1, np.int64)
-        for row in range(len(queries)):
-            candidates = np.unique(np.concatenate([dense_pos[row], sparse_pos[row]]))
-            candidates = candidates[candidates >= 0]
-            dense_scores = self.dense.vectors(candidates) @ queries.dense[row]
-            sparse_scores = (self.sparse.matrix[candidates] @ queries.sparse[row].T).toarray().ravel()
-            fused = dense_scores + self.sparse_weight * sparse_scores
-            order = np.argsort(-fused, kind="stable")[:k]
-            out_scores[row, : len(order)] = fused[order]
-            out_pos[row, : len(order)] = candidates[order]
-        return out_scores, out_pos
+        candidates = np.concatenate([dense_pos, sparse_pos], axis=1)
+        candidates.sort(axis=1)
+        repeated = np.zeros_like(candidates, dtype=bool)
+        repeated[:, 1:] = candidates[:, 1:] == candidates[:, :-1]
+        valid = (candidates >= 0) & ~repeated
+        rows, cols = np.nonzero(valid)
+        positions = candidates[rows, cols]
+        unique, inverse = np.unique(positions, return_inverse=True)
+        vectors = self.dense.vectors(unique)[inverse]
+        fused = np.full(candidates.shape, -np.inf, np.float32)
+        fused[rows, cols] = np.einsum("ij,ij->i", vectors, queries.dense[rows]) + \
+            weight * self.sparse.score_pairs(queries.sparse, rows, positions)
+        order = np.argsort(-fused, axis=1, kind="stable")[:, :k]
+        out_scores = np.take_along_axis(fused, order, axis=1)
+        out_pos = np.where(np.isfinite(out_scores), np.take_along_axis(candidates, order, axis=1), -1)
+        out_scores[~np.isfinite(out_scores)] = -np.inf
+        return out_scores.astype(np.float32), out_pos.astype(np.int64).reshape(n, k)
+
+    def add(self, ontology, show_progress: bool | None = None) -> int:
+        """Add surface forms to both halves (see :meth:`DictionaryIndex.add`); returns how many entries were added."""
+        before = len(self.dense)
+        added = self.dense.add(ontology, show_progress=show_progress)
+        self.sparse.extend(self.dense.names[before:], self.dense.texts[before:], self.dense.concept_ids[before:])
+        self.sparse.concept_ids = list(self.dense.concept_ids)  # merged names may have joined ids
+        return added

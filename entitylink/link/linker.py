@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, overload
 
 import numpy as np
 import pandas as pd
 
+from ..errors import EntityLinkError
 from ..index.dense import DictionaryIndex
+from ..index.hybrid import SPARSE_DIR, HybridIndex
+from ..index.sparse import SparseIndex
+from ..model.cross_encoder import CrossEncoder
+from ..model.reranker import CandidateList, rerank_lists
 from ..text.abbreviations import AbbreviationFinder, expand
 from ..text.normalize import Normalizer
 from .policy import POLICY_FILE, LinkingPolicy
+
+RERANKER_DIR = "reranker"  # where Linker.save writes the reranker, inside the index directory
 
 
 class SearchIndex(Protocol):
@@ -48,8 +56,11 @@ class Linker:
 
     Args:
         index: the index to search.
-        policy: the linking policy (default: :class:`LinkingPolicy`'s defaults).
-        k, threshold, abbreviations: override those settings of ``policy``.
+        policy: the linking policy (default: :class:`LinkingPolicy`'s defaults; for a
+            :class:`HybridIndex`, with that index's ``sparse_weight``).
+        k, threshold, abbreviations, sparse_weight: override those settings of ``policy``.
+        reranker: a :class:`~entitylink.model.cross_encoder.CrossEncoder` that re-scores the top
+            ``rerank_k`` candidates (:meth:`load` opens the one the policy names).
 
     Example:
         >>> linker = Linker.load("hpo-index")  # doctest: +SKIP
@@ -65,11 +76,24 @@ class Linker:
         k: int | None = None,
         threshold: float | None = None,
         abbreviations: str | None = None,
+        sparse_weight: float | None = None,
+        reranker: CrossEncoder | None = None,
     ):
         if getattr(index, "encoder", True) is None:
             raise ValueError("the index has no encoder: build it with one or open it with DictionaryIndex.load")
+        if policy is None:
+            policy = LinkingPolicy(sparse_weight=index.sparse_weight) if isinstance(index, HybridIndex) \
+                else LinkingPolicy()
         self.index = index
-        self.policy = (policy or LinkingPolicy()).override(k=k, threshold=threshold, abbreviations=abbreviations)
+        self.policy = policy.override(k=k, threshold=threshold, abbreviations=abbreviations,
+                                      sparse_weight=sparse_weight,
+                                      reranker=reranker.model_id if reranker is not None and not policy.reranker
+                                      else None)
+        _check_sparse(self.policy, index)
+        if self.policy.reranker and reranker is None:
+            raise ValueError(f"the policy names the reranker {self.policy.reranker!r}: pass it as reranker=..., "
+                             "or open the index with Linker.load")
+        self.reranker = reranker
         self._finders: dict[str, AbbreviationFinder] = {}
 
     @property
@@ -85,24 +109,54 @@ class Linker:
         k: int | None = None,
         threshold: float | None = None,
         abbreviations: str | None = None,
+        sparse_weight: float | None = None,
         model: str | Path | None = None,
         **encoder_options,
     ) -> Linker:
         """Open a saved index (and the model it was built with) with the policy saved beside it.
 
-        ``policy`` replaces the saved policy, ``k``/``threshold``/``abbreviations`` override single
+        An index saved with its sparse half opens as a :class:`HybridIndex`. ``policy`` replaces
+        the saved policy, ``k``/``threshold``/``abbreviations``/``sparse_weight`` override single
         settings; ``model`` and ``encoder_options`` (``precision``, ``device``, ``batch_size``) go to
         :meth:`DictionaryIndex.load`.
         """
-        index = DictionaryIndex.load(path, model=model, **encoder_options)
+        dense = DictionaryIndex.load(path, model=model, **encoder_options)
         saved = policy or LinkingPolicy.read(path)
-        return cls(index, saved, k=k, threshold=threshold, abbreviations=abbreviations)
+        index: SearchIndex = dense
+        if (Path(path) / SPARSE_DIR).is_dir():
+            index = HybridIndex(dense, SparseIndex.load(Path(path) / SPARSE_DIR, dense), saved.sparse_weight)
+        reranker = None
+        if saved.reranker:
+            where = Path(saved.reranker) if Path(saved.reranker).is_absolute() else Path(path) / saved.reranker
+            options = {key: encoder_options[key] for key in ("precision", "device") if key in encoder_options}
+            if options.get("precision") == "int8":
+                options["precision"] = "auto"  # int8 is the encoder's ONNX path; the reranker stays in torch
+            reranker = CrossEncoder(where, **options)
+        return cls(index, saved, k=k, threshold=threshold, abbreviations=abbreviations, sparse_weight=sparse_weight,
+                   reranker=reranker)
 
     def save(self, path: str | Path) -> Path:
-        """Save the index with this linker's policy (``policy.json``), in one atomic step."""
-        if not isinstance(self.index, DictionaryIndex):
-            raise TypeError(f"only a DictionaryIndex can be saved, not {type(self.index).__name__}")
-        return self.index.save(path, extra_files={POLICY_FILE: self.policy.to_dict()})
+        """Save the index (both halves of a hybrid), its reranker and this linker's policy, atomically.
+
+        The reranker is written into the index directory (``reranker/``), so the directory is whole.
+        """
+        policy = self.policy.override(reranker=RERANKER_DIR) if self.reranker is not None else self.policy
+        extra = {POLICY_FILE: policy.to_dict()}
+        dense = self.index.dense if isinstance(self.index, HybridIndex) else self.index
+        if not isinstance(dense, DictionaryIndex):
+            raise TypeError(f"only a DictionaryIndex or HybridIndex can be saved, not {type(self.index).__name__}")
+
+        def add_files(directory: Path) -> None:
+            if isinstance(self.index, HybridIndex):
+                self.index.sparse.save(directory / SPARSE_DIR)
+            if self.reranker is not None:
+                model_id = self.reranker.model_id
+                self.reranker.save(directory / RERANKER_DIR)
+                self.reranker.model_id = model_id  # the in-memory reranker is still the one it was
+
+        saved = dense.save(path, extra, add_files=add_files)
+        self.policy = policy
+        return saved
 
     def __repr__(self) -> str:
         return f"Linker({self.index!r}, {self.policy!r})"
@@ -110,31 +164,52 @@ class Linker:
     # ---------------------------------------------------------------- linking
     @overload
     def link(self, mentions: str, k: int | None = ..., *, threshold: float | None = ...,
-             contexts: Contexts = ..., show_progress: bool | None = ...) -> list[Candidate]: ...
+             sparse_weight: float | None = ..., contexts: Contexts = ..., rerank: bool = ...,
+             show_progress: bool | None = ...) -> list[Candidate]: ...
     @overload
     def link(self, mentions: Sequence[str], k: int | None = ..., *, threshold: float | None = ...,
-             contexts: Contexts = ..., show_progress: bool | None = ...) -> list[list[Candidate]]: ...
+             sparse_weight: float | None = ..., contexts: Contexts = ..., rerank: bool = ...,
+             show_progress: bool | None = ...) -> list[list[Candidate]]: ...
 
-    def link(self, mentions, k=None, *, threshold=None, contexts=None, show_progress=None):
+    def link(self, mentions, k=None, *, threshold=None, sparse_weight=None, contexts=None, rerank=True,
+             show_progress=None):
         """Top-``k`` candidates for each mention (one list for a lone string).
 
         ``contexts`` gives each mention the text it came from (one string for all, or one per
         mention, ``None`` for none): short forms defined there are expanded as the policy's
-        ``abbreviations`` says. A mention that normalises to nothing (empty, only punctuation)
-        gets no candidates.
+        ``abbreviations`` says. With a reranker (and ``rerank``), the top ``rerank_k`` candidates
+        are re-scored by it and the scores are its probabilities. A mention that normalises to
+        nothing (empty, only punctuation) gets no candidates.
         """
         single = isinstance(mentions, str)
         items = [mentions] if single else list(mentions)
-        policy = self.policy.override(k=k, threshold=threshold)
+        policy = self.policy.override(k=k, threshold=threshold, sparse_weight=sparse_weight)
+        _check_sparse(policy, self.index)
         items = self.expand_abbreviations(items, contexts, policy)
         texts = [self.index.normalizer(m) for m in items]
         results: list[list[Candidate]] = [[] for _ in items]
         todo = [i for i, t in enumerate(texts) if t]
         if todo:
             queries = self.index.prepare([texts[i] for i in todo], show_progress=show_progress)
-            for row, candidates in zip(todo, self._top_concepts(queries, len(todo), policy.k)):
-                results[row] = [c for c in candidates if c.score >= policy.threshold]
+            reranking = rerank and self.reranker is not None
+            fetch = replace(policy, k=max(policy.k, policy.rerank_k)) if reranking else policy
+            found = self._top_concepts(queries, len(todo), fetch)
+            if reranking:
+                found = self._rerank([texts[i] for i in todo], found, policy.rerank_k)
+            for row, candidates in zip(todo, found):
+                results[row] = [c for c in candidates[: policy.k] if c.score >= policy.threshold]
         return results[0] if single else results
+
+    def _rerank(self, texts: list[str], candidates: list[list[Candidate]], rerank_k: int) -> list[list[Candidate]]:
+        lists = [CandidateList(text, [c.name for c in cands], [c.score for c in cands])
+                 for text, cands in zip(texts, candidates)]
+        todo = [i for i, item in enumerate(lists) if item.names]
+        out = [list(cands) for cands in candidates]
+        for i, probs in zip(todo, rerank_lists(self.reranker, [lists[i] for i in todo], rerank_k)):
+            kept = candidates[i][:rerank_k]
+            order = np.argsort(-probs[:-1], kind="stable")
+            out[i] = [Candidate(kept[j].concept_id, kept[j].name, float(probs[j])) for j in order]
+        return out
 
     def expand_abbreviations(self, mentions: list[str], contexts: Contexts,
                              policy: LinkingPolicy | None = None) -> list[str]:
@@ -159,13 +234,19 @@ class Linker:
             out.append(expand(mention, defined[context]))
         return out
 
-    def _top_concepts(self, queries, n_queries: int, k: int) -> list[list[Candidate]]:
+    def _search(self, queries, k: int, policy: LinkingPolicy) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(self.index, HybridIndex):
+            return self.index.search(queries, k, sparse_weight=policy.sparse_weight)
+        return self.index.search(queries, k)
+
+    def _top_concepts(self, queries, n_queries: int, policy: LinkingPolicy) -> list[list[Candidate]]:
+        k = policy.k
         n_entries = len(self.index)
         fetch = min(n_entries, max(4 * k, k + 16))
         out: list[list[Candidate] | None] = [None] * n_queries
         pending = np.arange(n_queries)
         while len(pending):
-            scores, positions = self.index.search(queries[pending], fetch)
+            scores, positions = self._search(queries[pending], fetch, policy)
             retry = []
             for row, s_row, p_row in zip(pending, scores, positions):
                 best: dict[str, Candidate] = {}
@@ -193,3 +274,10 @@ class Linker:
             for r, c in enumerate(cands)
         ]
         return pd.DataFrame(rows, columns=["mention", "rank", "concept_id", "name", "score"])
+
+
+def _check_sparse(policy: LinkingPolicy, index) -> None:
+    if policy.sparse_weight > 0 and not isinstance(index, HybridIndex):
+        raise EntityLinkError(
+            f"sparse_weight={policy.sparse_weight} needs an index with a sparse half: rebuild it with "
+            "`entitylink index ... --sparse-weight W` (or Linker(HybridIndex(dense), ...).save(path))")

@@ -33,21 +33,40 @@ class LinkingPolicy:
             is expanded before linking: ``"schwartz-hearst"`` (entitylink's detector),
             ``"scispacy"`` (scispacy's, needs ``entitylink[spacy]``) or ``"off"``. Mentions linked
             without a context are linked as written.
+        sparse_weight: weight of the character TF-IDF cosine added to the dense one (BioSyn-style
+            fusion); needs an index saved with its sparse half (``entitylink index --sparse-weight``).
+            ``0.0`` links by the dense score alone.
+        reranker: a cross-encoder directory (``entitylink train-reranker``) that re-scores the top
+            ``rerank_k`` candidates; a relative path is relative to the index directory. With a
+            reranker, a candidate's score is its probability of being right, so ``threshold`` is a
+            probability. ``None``: no reranking.
+        rerank_k: how many of the retriever's candidates the reranker reads.
 
     Example:
-        >>> LinkingPolicy(k=3).override(threshold=0.5)
-        LinkingPolicy(k=3, threshold=0.5, abbreviations='schwartz-hearst')
+        >>> strict = LinkingPolicy(k=3).override(threshold=0.5)
+        >>> strict.k, strict.threshold
+        (3, 0.5)
     """
 
     k: int = 5
     threshold: float = 0.0
     abbreviations: Abbreviations = "schwartz-hearst"
+    sparse_weight: float = 0.0
+    reranker: str | None = None
+    rerank_k: int = 16
 
     def __post_init__(self) -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
             raise ValueError(f"k must be an integer of at least 1, not {self.k!r}")
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)):
             raise ValueError(f"threshold must be a number, not {self.threshold!r}")
+        if isinstance(self.sparse_weight, bool) or not isinstance(self.sparse_weight, (int, float)) \
+                or self.sparse_weight < 0:
+            raise ValueError(f"sparse_weight must be a number of at least 0, not {self.sparse_weight!r}")
+        if isinstance(self.rerank_k, bool) or not isinstance(self.rerank_k, int) or self.rerank_k < 1:
+            raise ValueError(f"rerank_k must be an integer of at least 1, not {self.rerank_k!r}")
+        if self.reranker is not None and not isinstance(self.reranker, str):
+            raise ValueError(f"reranker must be a directory name or None, not {self.reranker!r}")
         if self.abbreviations not in ABBREVIATIONS:
             raise ValueError(f"abbreviations must be one of {ABBREVIATIONS}, not {self.abbreviations!r}")
 

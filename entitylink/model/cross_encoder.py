@@ -1,0 +1,139 @@
+"""Cross-encoder: a transformer that reads a (mention, candidate name) pair and gives it one score.
+
+Saved as a standard Hugging Face sequence-classification directory with one label
+(``AutoModelForSequenceClassification.from_pretrained(path)`` and sentence-transformers'
+``CrossEncoder(path)`` open it), plus ``entitylink_reranker.json`` with its settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .._io import atomic_directory, recover_directory
+from ..errors import ModelLoadError
+from .defaults import DEFAULT_MODEL, DEFAULT_PRECISION, Precision
+from .encoder import default_model_path
+from .hardware import resolve_device, resolve_precision
+
+logger = logging.getLogger(__name__)
+
+RERANKER_CONFIG = "entitylink_reranker.json"
+NIL_TEXT = "none of these"  # the candidate that stands for "the right concept is not in the list"
+DEFAULT_PAIR_LENGTH = 48  # tokens for mention + name (+ context)
+
+
+class CrossEncoder:
+    """Scores (mention, candidate) text pairs; higher means more likely the same concept.
+
+    Args:
+        model: a Hugging Face id or local directory (a saved reranker, or any encoder to start
+            training from; ``"default"`` is the packaged all-MiniLM-L6-v2).
+        max_length: tokens per pair; longer pairs lose the end of the mention's context first.
+        precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (as for :class:`~entitylink.model.encoder.Encoder`).
+        device, batch_size: where and how many pairs per forward pass (default 128 on a CPU).
+    """
+
+    def __init__(
+        self,
+        model: str | Path = DEFAULT_MODEL,
+        *,
+        max_length: int | None = None,
+        precision: Precision = DEFAULT_PRECISION,
+        device: str | torch.device | None = None,
+        batch_size: int | None = None,
+    ):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        if precision == "int8":
+            raise ValueError("the cross-encoder runs in torch: precision must be 'auto', 'fp32' or 'bf16'")
+        self.model_id = str(model)
+        path = default_model_path() if self.model_id == DEFAULT_MODEL else recover_directory(self.model_id)
+        source = str(path) if path.exists() else self.model_id
+        saved = _read_config(path)
+        self.max_length = max_length or saved.get("max_length", DEFAULT_PAIR_LENGTH)
+        self.nil_text = saved.get("nil_text", NIL_TEXT)
+        self.base_model = saved.get("base_model", self.model_id)
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # a fresh head is expected when starting from an encoder
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source)
+            self.model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1)
+        except (OSError, ValueError) as err:
+            raise ModelLoadError(f"cannot load reranker model {self.model_id!r}: {err}") from err
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.batch_size = batch_size or (512 if self.device.type == "cuda" else 128)
+        self.model.to(self.device).eval()
+        self.unsaved = False
+
+    def __repr__(self) -> str:
+        return f"CrossEncoder(model={self.model_id!r}, max_length={self.max_length}, precision={self.precision!r})"
+
+    def tokenize(self, mentions: Sequence[str], names: Sequence[str]) -> dict[str, torch.Tensor]:
+        batch = self.tokenizer(list(mentions), list(names), truncation="only_first", max_length=self.max_length,
+                               padding=True, return_tensors="pt")
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One score per pair, with gradients (for training)."""
+        return self.model(**batch).logits.squeeze(-1)
+
+    def score(self, mentions: Sequence[str], names: Sequence[str], batch_size: int | None = None,
+              show_progress: bool | None = None) -> np.ndarray:
+        """Scores of the pairs (``mentions[i]``, ``names[i]``), in input order, as float32."""
+        if len(mentions) != len(names):
+            raise ValueError(f"{len(mentions)} mentions for {len(names)} names")
+        bs = batch_size or self.batch_size
+        order = np.argsort([-(len(m) + len(n)) for m, n in zip(mentions, names)], kind="stable")
+        out = np.empty(len(order), np.float32)
+        show = len(order) >= 5000 if show_progress is None else show_progress
+        with (
+            tqdm(total=len(order), unit="pair", desc="reranking", disable=not show) as bar,
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"),
+        ):
+            for b in range(math.ceil(len(order) / bs)):
+                rows = order[b * bs : (b + 1) * bs]
+                batch = self.tokenize([mentions[i] for i in rows], [names[i] for i in rows])
+                out[rows] = self.logits(batch).float().cpu().numpy()
+                bar.update(len(rows))
+        return out
+
+    def save(self, path: str | Path, extra_config: dict | None = None,
+             add_files: Callable[[Path], None] | None = None) -> Path:
+        """Write the model directory atomically; from then on ``model_id`` is that directory."""
+        path = Path(path)
+        with atomic_directory(path) as tmp:
+            self.model.save_pretrained(tmp, safe_serialization=True)
+            self.tokenizer.save_pretrained(tmp)
+            config = {"max_length": self.max_length, "nil_text": self.nil_text, "base_model": self.base_model,
+                      **(extra_config or {})}
+            (tmp / RERANKER_CONFIG).write_text(json.dumps(config, indent=2, default=str))
+            if add_files is not None:
+                add_files(tmp)
+        self.model_id = str(path.resolve())
+        self.unsaved = False
+        return path
+
+
+def _read_config(path: Path) -> dict:
+    file = path / RERANKER_CONFIG
+    if not file.is_file():
+        return {}
+    with contextlib.suppress(OSError, json.JSONDecodeError):
+        content = json.loads(file.read_text(encoding="utf-8"))
+        if isinstance(content, dict):
+            return content
+    raise ModelLoadError(f"{file}: unreadable reranker settings")

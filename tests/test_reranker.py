@@ -1,0 +1,109 @@
+"""The cross-encoder reranker: listwise training moves the gold up, NIL is learnt, the Linker uses it."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from entitylink import DictionaryIndex, Linker, LinkingPolicy, Ontology
+from entitylink.link.rerank import lists_from_mentions, lists_from_synonyms
+from entitylink.model.cross_encoder import CrossEncoder
+from entitylink.model.reranker import CandidateList, RerankerTrainer, rerank_lists
+
+
+def fast_trainer(cross_encoder, **kw):
+    settings = dict(epochs=40, lists_per_batch=8, learning_rate=2e-3, retriever_weight=0.0, max_candidates=8,
+                    warmup_share=0.05, show_progress=False)
+    settings.update(kw)
+    return RerankerTrainer(cross_encoder, **settings)
+
+
+@pytest.fixture(scope="module")
+def linker(tiny_model_session):
+    from entitylink import Encoder
+
+    from .conftest import ONTOLOGIES
+
+    medic = Ontology.load(f"medic:{ONTOLOGIES / 'example_medic.txt'}")
+    return Linker(DictionaryIndex.build(medic, Encoder(tiny_model_session, precision="fp32")))
+
+
+@pytest.fixture(scope="module")
+def trained(linker, tiny_model_session):
+    """A reranker trained once on the toy lists (from the ontology alone), and those lists."""
+    lists = [item for item in lists_from_synonyms(linker, k=8, seed=0) if item.gold < len(item.names)]
+    return fast_trainer(CrossEncoder(tiny_model_session, precision="fp32")).fit(lists), lists
+
+
+def test_synonym_lists_hide_the_query_own_entry(linker):
+    lists = lists_from_synonyms(linker, k=8, seed=0)
+    assert len(lists) > 20
+    for item in lists:
+        assert item.mention not in [linker.index.normalizer(n) for n in item.names]  # never its own entry
+        assert len(item.names) == len(item.retriever_scores) == len(item.concept_ids) <= 8
+        assert item.gold is not None and 0 <= item.gold <= len(item.names)
+
+
+def test_training_moves_the_gold_up_on_a_toy_set(trained):
+    trainer, lists = trained
+    before = np.mean([item.gold == 0 for item in lists])  # the retriever's top 1
+    after = trainer.accuracy(lists)
+    assert after > before + 0.25, (before, after)
+    losses = [h["loss"] for h in trainer.history]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
+def test_none_of_these_is_learnt(linker, tiny_model):
+    lists = lists_from_synonyms(linker, k=8, seed=0)
+    nil = [CandidateList(item.mention, item.names, item.retriever_scores, len(item.names)) for item in lists[:10]]
+    trainer = fast_trainer(CrossEncoder(tiny_model, precision="fp32"), epochs=25).fit(nil)
+    probs = rerank_lists(trainer.cross_encoder, nil, 8)
+    assert np.mean([int(np.argmax(p)) == len(p) - 1 for p in probs]) > 0.8  # "none of these" wins
+
+
+def test_the_regulariser_keeps_an_untrained_reranker_near_the_retriever(linker, tiny_model):
+    lists = lists_from_synonyms(linker, k=8, seed=0)[:16]
+    free = fast_trainer(CrossEncoder(tiny_model, precision="fp32"), epochs=1)
+    tied = fast_trainer(CrossEncoder(tiny_model, precision="fp32"), epochs=1, retriever_weight=5.0)
+    with torch.no_grad():
+        assert float(tied.loss(lists)) > float(free.loss(lists)) > 0  # the KL term is counted
+
+
+def test_the_linker_reranks_saves_and_reloads_the_reranker(linker, trained, tmp_path):
+    trainer, lists = trained
+    trainer.save(tmp_path / "reranker")
+    record = json.loads((tmp_path / "reranker" / "entitylink_reranker_training.json").read_text())
+    assert record["steps"] == len(trainer.history) and record["max_candidates"] == 8
+    from transformers import AutoModelForSequenceClassification
+
+    assert AutoModelForSequenceClassification.from_pretrained(tmp_path / "reranker").config.num_labels == 1
+    reranked = Linker(linker.index, LinkingPolicy(k=3, rerank_k=8),
+                      reranker=CrossEncoder(tmp_path / "reranker", precision="fp32"))
+    texts = [item.mention for item in lists[:12]]
+    results = reranked.link(texts)
+    for cands in results:
+        assert len(cands) == 3 and all(0.0 <= c.score <= 1.0 for c in cands)
+        assert sum(c.score for c in cands) <= 1.0 + 1e-5  # probabilities; the rest is "none of these"
+        assert [c.score for c in cands] == sorted((c.score for c in cands), reverse=True)
+    plain = reranked.link(texts, rerank=False)
+    assert plain == linker.link(texts, k=3)
+    reranked.save(tmp_path / "index")
+    assert LinkingPolicy.read(tmp_path / "index").reranker == "reranker"
+    again = Linker.load(tmp_path / "index", precision="fp32")
+    assert again.reranker is not None
+    assert [[c.concept_id for c in r] for r in again.link(texts)] == [[c.concept_id for c in r] for r in results]
+
+
+def test_lists_from_annotated_mentions_find_the_gold(linker):
+    mentions, gold = ["heart attack", "hypertensoin", "zzzz"], ["D009203", "D006973", "D000001"]
+    lists = lists_from_mentions(linker, mentions, gold, k=5)
+    assert [item.mention for item in lists] == ["heart attack", "hypertensoin", "zzzz"]
+    assert lists[0].gold == [i for i, c in enumerate(lists[0].concept_ids) if c == "D009203"][0]
+    assert lists[2].gold == len(lists[2].names)  # an id the dictionary lacks: "none of these"
+
+
+def test_a_policy_naming_a_reranker_needs_one(linker):
+    with pytest.raises(ValueError, match="names the reranker"):
+        Linker(linker.index, LinkingPolicy(reranker="somewhere"))
+    assert Ontology  # the module's imports are used
