@@ -161,3 +161,52 @@ def test_index_with_a_sparse_weight_writes_a_hybrid_that_link_uses(tiny_model, t
     expected = linker.link("hypertensoin")
     assert [(c["concept_id"], round(c["score"], 5)) for c in line["candidates"]] == \
         [(c.concept_id, round(c.score, 5)) for c in expected]
+
+
+def _pubtator(path, documents):
+    """Write PubTator documents: (pmid, title, abstract, [(mention text, id), ...]) with computed offsets."""
+    lines = []
+    for pmid, title, abstract, mentions in documents:
+        text = f"{title} {abstract}"
+        lines += [f"{pmid}|t|{title}", f"{pmid}|a|{abstract}"]
+        start = 0
+        for mention, cid in mentions:
+            begin = text.index(mention, start)
+            lines.append(f"{pmid}\t{begin}\t{begin + len(mention)}\t{mention}\tDisease\t{cid}")
+            start = begin + len(mention)
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_train_reranker_from_a_corpus_or_the_ontology_then_index_and_link(tiny_model, tmp_path, capsys):
+    from entitylink import Linker
+
+    medic = f"medic:{ONTOLOGIES / 'example_medic.txt'}"
+    assert main(["-q", "index", "--ontology", medic, "--out", str(tmp_path / "idx"), "--model", str(tiny_model),
+                 "--precision", "fp32"]) == 0
+    corpus = _pubtator(tmp_path / "train.txt", [
+        ("1", "Heart attack in diabetics.", "Two had high blood pressure and fits.",
+         [("Heart attack", "D009203"), ("high blood pressure", "D006973"), ("fits", "D012640")]),
+        ("2", "Hypertensoin and seizure.", "No myocardial infarct was seen.",
+         [("Hypertensoin", "D006973"), ("seizure", "D012640"), ("myocardial infarct", "D009203")]),
+    ])
+    common = ["--index", str(tmp_path / "idx"), "--model", str(tiny_model), "--precision", "fp32",
+              "--candidates", "4", "--epochs", "2", "--lists-per-batch", "2"]
+    assert main(["train-reranker", *common, "--corpus", f"pubtator:{corpus}", "--dev", f"pubtator:{corpus}",
+                 "--out", str(tmp_path / "rr-corpus")]) == 0
+    err = capsys.readouterr().err
+    assert "6 training lists" in err and "dev acc@1" in err
+    assert main(["train-reranker", *common, "--synonyms", "20", "--out", str(tmp_path / "rr-onto")]) == 0
+    assert "20 training lists" in capsys.readouterr().err
+    assert main(["-q", "index", "--ontology", medic, "--out", str(tmp_path / "idx-rr"), "--model", str(tiny_model),
+                 "--precision", "fp32", "--reranker", str(tmp_path / "rr-onto"), "--rerank-k", "4"]) == 0
+    linker = Linker.load(tmp_path / "idx-rr", precision="fp32")
+    assert linker.reranker is not None and linker.policy.reranker == "reranker" and linker.policy.rerank_k == 4
+    (tmp_path / "m.txt").write_text("heart attack\n")
+    assert main(["link", "--index", str(tmp_path / "idx-rr"), "--input", str(tmp_path / "m.txt"), "--format",
+                 "jsonl", "--precision", "fp32", "--k", "3"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    scores = [c["score"] for c in line["candidates"]]
+    assert len(scores) == 3 and all(0 <= s <= 1 for s in scores) and sum(scores) <= 1 + 1e-5  # probabilities
+    assert [c["concept_id"] for c in line["candidates"]] == [c.concept_id for c in linker.link("heart attack", k=3)]

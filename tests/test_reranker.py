@@ -62,12 +62,21 @@ def test_none_of_these_is_learnt(linker, tiny_model):
     assert np.mean([int(np.argmax(p)) == len(p) - 1 for p in probs]) > 0.8  # "none of these" wins
 
 
-def test_the_regulariser_keeps_an_untrained_reranker_near_the_retriever(linker, tiny_model):
-    lists = lists_from_synonyms(linker, k=8, seed=0)[:16]
+def test_an_untrained_reranker_keeps_the_retriever_order_and_the_regulariser_counts_departures(linker, tiny_model):
+    lists = [item for item in lists_from_synonyms(linker, k=8, seed=0)[:16] if len(item.names) == 8]
+    fresh = CrossEncoder(tiny_model, precision="fp32")
+    fresh.retriever_temperature = 0.05
+    for probs in rerank_lists(fresh, lists, 8):
+        assert list(np.argsort(-probs[:-1], kind="stable")) == list(range(8))  # the retriever's order
     free = fast_trainer(CrossEncoder(tiny_model, precision="fp32"), epochs=1)
     tied = fast_trainer(CrossEncoder(tiny_model, precision="fp32"), epochs=1, retriever_weight=5.0)
     with torch.no_grad():
-        assert float(tied.loss(lists)) > float(free.loss(lists)) > 0  # the KL term is counted
+        assert float(tied.loss(lists)) == pytest.approx(float(free.loss(lists)))  # no departure yet: KL = 0
+        for trainer in (free, tied):
+            head = [m for m in trainer.cross_encoder.model.modules() if isinstance(m, torch.nn.Linear)][-1]
+            torch.manual_seed(0)
+            head.weight.normal_(0, 1.0)
+        assert float(tied.loss(lists)) > float(free.loss(lists)) > 0  # the KL term counts departures
 
 
 def test_the_linker_reranks_saves_and_reloads_the_reranker(linker, trained, tmp_path):

@@ -23,6 +23,7 @@ from ..model.defaults import (
     MODES,
     POOLINGS,
     PRECISIONS,
+    RerankerConfig,
     TrainingConfig,
 )
 from ..ontology.obo import SYNONYM_SCOPES
@@ -32,6 +33,8 @@ EPILOG = """examples:
   entitylink demo
   entitylink train --ontology hpo --n-names 5000 --epochs 1 --out hpo-mirror
   entitylink index --ontology hpo --out hpo-index
+  entitylink index --ontology medic:CTD_diseases.txt --sparse-weight 0.1 --out medic-hybrid
+  entitylink train-reranker --index medic-hybrid --corpus pubtator:train.txt --dev pubtator:dev.txt --out rr
   entitylink index --ontology medic:CTD_diseases.txt --model default --out medic-index
   echo "heart attack" | entitylink link --index hpo-index --k 3
   entitylink evaluate --index hpo-index --queries queries.tsv --details errors.tsv
@@ -117,11 +120,26 @@ def _add_policy_options(parser: argparse.ArgumentParser, saved: bool) -> None:
                        help=("save a character TF-IDF index beside the dense one and link by dense + W x sparse "
                              "cosine" if saved else "weight of the sparse cosine (the index must have a sparse half)")
                        + tell(default.sparse_weight))
+    group.add_argument("--reranker", default=None, metavar="DIR",
+                       help="a reranker from 'entitylink train-reranker' that re-scores the top --rerank-k candidates"
+                            + (" (copied into the index)" if saved else ""))
+    group.add_argument("--rerank-k", type=_positive, default=default.rerank_k if saved else None,
+                       help="candidates the reranker reads" + tell(default.rerank_k))
 
 
 def _policy_overrides(args: argparse.Namespace) -> dict:
     return {"k": args.k, "threshold": args.threshold, "abbreviations": args.abbreviations,
-            "sparse_weight": args.sparse_weight}
+            "sparse_weight": args.sparse_weight, "rerank_k": args.rerank_k}
+
+
+def _reranker(args: argparse.Namespace):
+    if not args.reranker:
+        return None
+    from ..model.cross_encoder import CrossEncoder
+
+    precision = getattr(args, "precision", DEFAULT_PRECISION)
+    return CrossEncoder(args.reranker, precision="auto" if precision == "int8" else precision,
+                        device=getattr(args, "device", None))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,6 +202,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint under --out")
     _add_encoder_options(p, batch_size=cfg.batch_size, int8=False)
 
+    p = sub.add_parser("train-reranker", help="train a cross-encoder that re-scores an index's candidates",
+                       description="Train a cross-encoder reranker on the candidate lists an index gives: from an "
+                                   "annotated corpus (--corpus), or from the index's own synonyms (no --corpus). "
+                                   "Writes a Hugging Face model directory.")
+    p.add_argument("--index", required=True, type=Path,
+                   help="the retriever; with --corpus, one whose names do not include the corpus's mentions")
+    p.add_argument("--out", required=True, type=Path, help="model directory to write (replaced atomically)")
+    p.add_argument("--corpus", default=None, metavar="pubtator:FILE", help="annotated training mentions")
+    p.add_argument("--dev", default=None, metavar="pubtator:FILE",
+                   help="annotated dev mentions: the best check on them is kept")
+    p.add_argument("--dev-index", type=Path, default=None, help="the retriever for --dev (default: --index)")
+    p.add_argument("--synonyms", type=_positive, default=20_000,
+                   help="without --corpus: concepts whose held-out name is a training query (default 20000)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="where the cross-encoder starts (default: packaged MiniLM)")
+    rcfg = RerankerConfig()
+    p.add_argument("--candidates", type=_positive, default=rcfg.max_candidates,
+                   help=f"candidates per list (default {rcfg.max_candidates})")
+    p.add_argument("--epochs", type=_positive, default=rcfg.epochs, help=f"(default {rcfg.epochs})")
+    p.add_argument("--learning-rate", type=float, default=rcfg.learning_rate, help=f"(default {rcfg.learning_rate})")
+    p.add_argument("--lists-per-batch", type=_positive, default=rcfg.lists_per_batch,
+                   help=f"(default {rcfg.lists_per_batch})")
+    p.add_argument("--retriever-weight", type=float, default=rcfg.retriever_weight,
+                   help=f"weight of the KL term towards the retriever's ranking (default {rcfg.retriever_weight})")
+    p.add_argument("--checks", type=_positive, default=2, help="dev checks per epoch (default 2)")
+    p.add_argument("--seed", type=int, default=rcfg.seed)
+    p.add_argument("--precision", choices=[x for x in PRECISIONS if x != "int8"], default=DEFAULT_PRECISION)
+    p.add_argument("--device", default=None)
+
     p = sub.add_parser("link", help="link mentions (one per line) to top-k concepts",
                        description="Link mentions read one per line from a file or stdin.")
     p.add_argument("--index", required=True, type=Path, help="index directory made by 'entitylink index'")
@@ -201,6 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--details", type=Path, default=None, help="write per-mention results as TSV")
     p.add_argument("--json", type=Path, default=None, help="write the figures as JSON")
     _add_policy_options(p, saved=False)
+    _add_encoder_options(p, model=False)
+
+    p = sub.add_parser("calibrate", help="fit the map from scores to the probability of being right",
+                       description="Link dev queries (mention<TAB>concept_id), fit a calibration of the top "
+                                   "candidate's score to the probability that it is right, and save it in the "
+                                   "index's linking policy: scores become probabilities and --threshold one.")
+    p.add_argument("--index", required=True, type=Path)
+    p.add_argument("--queries", required=True, help="TSV of mention<TAB>concept_id, a dev split (not test)")
+    p.add_argument("--kind", choices=["isotonic", "platt"], default="isotonic", help="(default isotonic)")
+    p.add_argument("--plot", type=Path, default=None, help="write a reliability diagram (PNG)")
     _add_encoder_options(p, model=False)
 
     p = sub.add_parser("info", help="describe an index directory",
@@ -265,7 +321,7 @@ def cmd_index(args: argparse.Namespace) -> None:
                                           save=False)
     if index is not None:
         linker = Linker(HybridIndex(index, sparse_weight=policy.sparse_weight) if policy.sparse_weight else index,
-                        policy)
+                        policy, reranker=_reranker(args))
         linker.save(args.out)
         kind = f" + TF-IDF (weight {policy.sparse_weight})" if policy.sparse_weight else ""
         print(f"wrote {args.out}: {len(index)} entries, dim {index.dim}{kind}", file=sys.stderr)
@@ -294,10 +350,9 @@ def cmd_link(args: argparse.Namespace) -> None:
     import io
 
     from .._io import atomic_write_text, read_lines
-    from ..link.linker import Linker
     from ..model.distributed import context
 
-    linker = Linker.load(args.index, **_policy_overrides(args), **_encoder_kwargs(args))
+    linker = _open_linker(args)
     if args.input == "-":
         mentions = [line.rstrip("\r\n") for line in sys.stdin]
     else:
@@ -351,10 +406,9 @@ def _write_links(handle, fmt: str, mentions, results, header: bool = True) -> No
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from .._io import atomic_write_text
     from ..link.evaluation import evaluate, read_queries
-    from ..link.linker import Linker
 
     queries = read_queries(args.queries)
-    linker = Linker.load(args.index, **_policy_overrides(args), **_encoder_kwargs(args))
+    linker = _open_linker(args)
     result = evaluate(linker, queries["mention"].tolist(), queries["concept_id"].tolist(), ks=args.ks)
     for name, value in result.metrics.items():
         print(f"{name}\t{100 * value:.2f}")
@@ -363,6 +417,89 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         atomic_write_text(args.details, result.details.to_csv(sep="\t", index=False))
     if args.json:
         atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2))
+
+
+def _open_linker(args: argparse.Namespace):
+    from ..link.linker import Linker
+
+    linker = Linker.load(args.index, **_policy_overrides(args), **_encoder_kwargs(args))
+    reranker = _reranker(args)
+    if reranker is not None:
+        linker = Linker(linker.index, linker.policy.override(reranker=reranker.model_id), reranker=reranker)
+    return linker
+
+
+def cmd_train_reranker(args: argparse.Namespace) -> None:
+    from ..link.linker import Linker
+    from ..link.rerank import lists_from_mentions, lists_from_synonyms
+    from ..model.cross_encoder import CrossEncoder
+    from ..model.reranker import RerankerTrainer
+    from ..text.preprocess import QueryPreprocessor
+    from ..text.pubtator import read_pubtator
+
+    def corpus_lists(spec: str, linker):
+        path = spec.split(":", 1)[1] if spec.lower().startswith("pubtator:") else spec
+        queries = [q for q in QueryPreprocessor().queries(read_pubtator(path)) if not q.is_composite and q.parts[0]]
+        if not queries:
+            raise EntityLinkError(f"{path}: no annotated mentions to train on")
+        return lists_from_mentions(linker, [q.parts[0] for q in queries], [q.gold for q in queries],
+                                   args.candidates, show_progress=True)
+
+    options = {"precision": args.precision, "device": args.device}
+    linker = Linker.load(args.index, rerank_k=args.candidates, **options)
+    linker.reranker = None  # mine the retriever's own lists
+    if args.corpus:
+        lists = corpus_lists(args.corpus, linker)
+    else:
+        lists = lists_from_synonyms(linker, args.candidates, n=args.synonyms, seed=args.seed, show_progress=True)
+    dev = None
+    if args.dev:
+        dev_linker = Linker.load(args.dev_index, **options) if args.dev_index else linker
+        dev = corpus_lists(args.dev, dev_linker)
+    found = sum(item.gold < len(item.names) for item in lists) / max(1, len(lists))
+    print(f"{len(lists)} training lists; the gold is among the top {args.candidates} in {100 * found:.1f}%",
+          file=sys.stderr)
+    trainer = RerankerTrainer(CrossEncoder(args.model, precision=args.precision, device=args.device),
+                              epochs=args.epochs, lists_per_batch=args.lists_per_batch,
+                              learning_rate=args.learning_rate, retriever_weight=args.retriever_weight,
+                              max_candidates=args.candidates, seed=args.seed, checks_per_epoch=args.checks)
+    trainer.fit(lists, dev)
+    trainer.save(args.out)
+    best = max((c.get("dev_acc@1", 0.0) for c in trainer.checks), default=None)
+    told = f"; dev acc@1 {100 * best:.1f} (retriever {100 * trainer.checks[0]['dev_acc@1_retriever']:.1f})" \
+        if dev else ""
+    print(f"wrote {args.out}: {len(trainer.history)} steps in {trainer.seconds:.0f} s{told}", file=sys.stderr)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    import numpy as np
+
+    from .._io import atomic_write_text
+    from ..link.calibration import Calibration, expected_calibration_error, plot_reliability
+    from ..link.evaluation import is_match, read_queries
+    from ..link.linker import Linker
+    from ..link.policy import POLICY_FILE
+
+    queries = read_queries(args.queries)
+    linker = Linker.load(args.index, **_encoder_kwargs(args))
+    raw = Linker(linker.index, dataclasses.replace(linker.policy, calibration=None), reranker=linker.reranker)
+    results = raw.link(queries["mention"].tolist(), k=1, threshold=-np.inf, show_progress=True)
+    pairs = [(cands[0].score, is_match(cands[0].concept_id, gold))
+             for cands, gold in zip(results, queries["concept_id"]) if cands]
+    scores, correct = [s for s, _ in pairs], [c for _, c in pairs]
+    calibration = Calibration.fit(scores, correct, kind=args.kind)
+    policy = dataclasses.replace(linker.policy, calibration=calibration.to_dict())
+    atomic_write_text(args.index / POLICY_FILE, json.dumps(policy.to_dict(), indent=2))
+    before = expected_calibration_error(np.clip(scores, 0, 1), correct)
+    after = expected_calibration_error(calibration(scores), correct)
+    print(f"{len(pairs)} queries, top candidate right in {100 * np.mean(correct):.1f}%; expected calibration "
+          f"error {before:.3f} (raw scores) -> {after:.3f} (fitted, on the same queries)", file=sys.stderr)
+    if args.plot:
+        plot_reliability({"raw score": (np.clip(scores, 0, 1), correct), "calibrated": (calibration(scores), correct)},
+                         args.plot)
+    print(f"wrote the calibration into {args.index / POLICY_FILE}", file=sys.stderr)
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -410,8 +547,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {
-    "train": cmd_train, "index": cmd_index, "link": cmd_link, "evaluate": cmd_evaluate, "info": cmd_info,
-    "serve": cmd_serve, "demo": cmd_demo,
+    "train": cmd_train, "train-reranker": cmd_train_reranker, "index": cmd_index, "link": cmd_link,
+    "evaluate": cmd_evaluate, "calibrate": cmd_calibrate, "info": cmd_info, "serve": cmd_serve, "demo": cmd_demo,
 }
 
 

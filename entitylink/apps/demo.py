@@ -70,7 +70,7 @@ def run_demo(
     result, train_figures = before, None
     if train_names:
         # Self-supervised: trained on dictionary names only, never on the held-out synonyms.
-        trainer = MirrorTrainer(encoder, n_names=train_names, epochs=train_epochs, seed=seed)
+        trainer = MirrorTrainer(encoder, mode="mirror", n_names=train_names, epochs=train_epochs, seed=seed)
         trainer.fit(dictionary)
         trainer.save(out / "model")
         train_figures = {"names": train_names, "epochs": train_epochs, "seconds": round(trainer.seconds, 1),

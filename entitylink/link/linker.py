@@ -18,6 +18,7 @@ from ..model.cross_encoder import CrossEncoder
 from ..model.reranker import CandidateList, rerank_lists
 from ..text.abbreviations import AbbreviationFinder, expand
 from ..text.normalize import Normalizer
+from .calibration import Calibration
 from .policy import POLICY_FILE, LinkingPolicy
 
 RERANKER_DIR = "reranker"  # where Linker.save writes the reranker, inside the index directory
@@ -58,7 +59,7 @@ class Linker:
         index: the index to search.
         policy: the linking policy (default: :class:`LinkingPolicy`'s defaults; for a
             :class:`HybridIndex`, with that index's ``sparse_weight``).
-        k, threshold, abbreviations, sparse_weight: override those settings of ``policy``.
+        k, threshold, abbreviations, sparse_weight, rerank_k: override those settings of ``policy``.
         reranker: a :class:`~entitylink.model.cross_encoder.CrossEncoder` that re-scores the top
             ``rerank_k`` candidates (:meth:`load` opens the one the policy names).
 
@@ -77,6 +78,7 @@ class Linker:
         threshold: float | None = None,
         abbreviations: str | None = None,
         sparse_weight: float | None = None,
+        rerank_k: int | None = None,
         reranker: CrossEncoder | None = None,
     ):
         if getattr(index, "encoder", True) is None:
@@ -86,7 +88,7 @@ class Linker:
                 else LinkingPolicy()
         self.index = index
         self.policy = policy.override(k=k, threshold=threshold, abbreviations=abbreviations,
-                                      sparse_weight=sparse_weight,
+                                      sparse_weight=sparse_weight, rerank_k=rerank_k,
                                       reranker=reranker.model_id if reranker is not None and not policy.reranker
                                       else None)
         _check_sparse(self.policy, index)
@@ -110,14 +112,15 @@ class Linker:
         threshold: float | None = None,
         abbreviations: str | None = None,
         sparse_weight: float | None = None,
+        rerank_k: int | None = None,
         model: str | Path | None = None,
         **encoder_options,
     ) -> Linker:
         """Open a saved index (and the model it was built with) with the policy saved beside it.
 
         An index saved with its sparse half opens as a :class:`HybridIndex`. ``policy`` replaces
-        the saved policy, ``k``/``threshold``/``abbreviations``/``sparse_weight`` override single
-        settings; ``model`` and ``encoder_options`` (``precision``, ``device``, ``batch_size``) go to
+        the saved policy, ``k``/``threshold``/``abbreviations``/``sparse_weight``/``rerank_k`` override
+        single settings; ``model`` and ``encoder_options`` (``precision``, ``device``, ``batch_size``) go to
         :meth:`DictionaryIndex.load`.
         """
         dense = DictionaryIndex.load(path, model=model, **encoder_options)
@@ -133,7 +136,7 @@ class Linker:
                 options["precision"] = "auto"  # int8 is the encoder's ONNX path; the reranker stays in torch
             reranker = CrossEncoder(where, **options)
         return cls(index, saved, k=k, threshold=threshold, abbreviations=abbreviations, sparse_weight=sparse_weight,
-                   reranker=reranker)
+                   rerank_k=rerank_k, reranker=reranker)
 
     def save(self, path: str | Path) -> Path:
         """Save the index (both halves of a hybrid), its reranker and this linker's policy, atomically.
@@ -178,8 +181,9 @@ class Linker:
         ``contexts`` gives each mention the text it came from (one string for all, or one per
         mention, ``None`` for none): short forms defined there are expanded as the policy's
         ``abbreviations`` says. With a reranker (and ``rerank``), the top ``rerank_k`` candidates
-        are re-scored by it and the scores are its probabilities. A mention that normalises to
-        nothing (empty, only punctuation) gets no candidates.
+        are re-scored by it and the scores are its probabilities; with a calibration, scores are
+        mapped to the probability of being right. A mention that normalises to nothing (empty, only
+        punctuation) gets no candidates.
         """
         single = isinstance(mentions, str)
         items = [mentions] if single else list(mentions)
@@ -196,6 +200,8 @@ class Linker:
             found = self._top_concepts(queries, len(todo), fetch)
             if reranking:
                 found = self._rerank([texts[i] for i in todo], found, policy.rerank_k)
+            if policy.calibration is not None:
+                found = _calibrated(found, Calibration.from_dict(policy.calibration))
             for row, candidates in zip(todo, found):
                 results[row] = [c for c in candidates[: policy.k] if c.score >= policy.threshold]
         return results[0] if single else results
@@ -274,6 +280,15 @@ class Linker:
             for r, c in enumerate(cands)
         ]
         return pd.DataFrame(rows, columns=["mention", "rank", "concept_id", "name", "score"])
+
+
+def _calibrated(found: list[list[Candidate]], calibration: Calibration) -> list[list[Candidate]]:
+    scores = calibration(np.array([c.score for cands in found for c in cands], dtype=np.float64))
+    out, start = [], 0
+    for cands in found:
+        out.append([c._replace(score=float(s)) for c, s in zip(cands, scores[start : start + len(cands)])])
+        start += len(cands)
+    return out
 
 
 def _check_sparse(policy: LinkingPolicy, index) -> None:

@@ -41,6 +41,9 @@ class LinkingPolicy:
             reranker, a candidate's score is its probability of being right, so ``threshold`` is a
             probability. ``None``: no reranking.
         rerank_k: how many of the retriever's candidates the reranker reads.
+        calibration: a :class:`~entitylink.link.calibration.Calibration` as a dict (``entitylink
+            calibrate`` fits one on dev queries): scores become probabilities that the candidate is
+            right, and ``threshold`` a probability. ``None``: raw scores.
 
     Example:
         >>> strict = LinkingPolicy(k=3).override(threshold=0.5)
@@ -54,6 +57,7 @@ class LinkingPolicy:
     sparse_weight: float = 0.0
     reranker: str | None = None
     rerank_k: int = 16
+    calibration: dict | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
@@ -67,6 +71,12 @@ class LinkingPolicy:
             raise ValueError(f"rerank_k must be an integer of at least 1, not {self.rerank_k!r}")
         if self.reranker is not None and not isinstance(self.reranker, str):
             raise ValueError(f"reranker must be a directory name or None, not {self.reranker!r}")
+        if self.calibration is not None:
+            from .calibration import Calibration
+
+            if not isinstance(self.calibration, dict):
+                raise ValueError(f"calibration must be a dict (Calibration.to_dict()), not {self.calibration!r}")
+            Calibration.from_dict(self.calibration)
         if self.abbreviations not in ABBREVIATIONS:
             raise ValueError(f"abbreviations must be one of {ABBREVIATIONS}, not {self.abbreviations!r}")
 

@@ -8,6 +8,7 @@ hidden, so only the concept's other names can find it).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -28,7 +29,8 @@ def lists_from_mentions(linker: Linker, mentions: Sequence[str], gold: Sequence[
     against the ontology alone), or every list would start with a trivial exact match.
     """
     texts = [linker.index.normalizer(m) for m in mentions]
-    results = linker.link(texts, k=k, threshold=-np.inf, rerank=False, show_progress=show_progress)
+    plain = Linker(linker.index, replace(linker.policy, reranker=None, calibration=None))  # the raw retriever
+    results = plain.link(texts, k=k, threshold=-np.inf, show_progress=show_progress)
     return [CandidateList(text, [c.name for c in cands], [c.score for c in cands], _gold_position(cands, g),
                           [c.concept_id for c in cands])
             for text, g, cands in zip(texts, gold, results) if text]

@@ -37,7 +37,7 @@ class CrossEncoder:
     Args:
         model: a Hugging Face id or local directory (a saved reranker, or any encoder to start
             training from; ``"default"`` is the packaged all-MiniLM-L6-v2).
-        max_length: tokens per pair; longer pairs lose the end of the mention's context first.
+        max_length: tokens per pair; a longer pair is cut from the end of its longer side.
         precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (as for :class:`~entitylink.model.encoder.Encoder`).
         device, batch_size: where and how many pairs per forward pass (default 128 on a CPU).
     """
@@ -62,6 +62,8 @@ class CrossEncoder:
         saved = _read_config(path)
         self.max_length = max_length or saved.get("max_length", DEFAULT_PAIR_LENGTH)
         self.nil_text = saved.get("nil_text", NIL_TEXT)
+        # set by training: the scale of the retriever scores its logits are added to (None: none)
+        self.retriever_temperature: float | None = saved.get("retriever_temperature")
         self.base_model = saved.get("base_model", self.model_id)
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # a fresh head is expected when starting from an encoder
@@ -72,6 +74,8 @@ class CrossEncoder:
             raise ModelLoadError(f"cannot load reranker model {self.model_id!r}: {err}") from err
         finally:
             hf_logging.set_verbosity(verbosity)
+        if not saved:
+            _zero_head(self.model)  # a fresh head adds nothing at first, so training starts from the retriever
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.batch_size = batch_size or (512 if self.device.type == "cuda" else 128)
@@ -82,7 +86,7 @@ class CrossEncoder:
         return f"CrossEncoder(model={self.model_id!r}, max_length={self.max_length}, precision={self.precision!r})"
 
     def tokenize(self, mentions: Sequence[str], names: Sequence[str]) -> dict[str, torch.Tensor]:
-        batch = self.tokenizer(list(mentions), list(names), truncation="only_first", max_length=self.max_length,
+        batch = self.tokenizer(list(mentions), list(names), truncation="longest_first", max_length=self.max_length,
                                padding=True, return_tensors="pt")
         return {k: v.to(self.device) for k, v in batch.items()}
 
@@ -119,13 +123,23 @@ class CrossEncoder:
             self.model.save_pretrained(tmp, safe_serialization=True)
             self.tokenizer.save_pretrained(tmp)
             config = {"max_length": self.max_length, "nil_text": self.nil_text, "base_model": self.base_model,
-                      **(extra_config or {})}
+                      "retriever_temperature": self.retriever_temperature, **(extra_config or {})}
             (tmp / RERANKER_CONFIG).write_text(json.dumps(config, indent=2, default=str))
             if add_files is not None:
                 add_files(tmp)
         self.model_id = str(path.resolve())
         self.unsaved = False
         return path
+
+
+def _zero_head(model: torch.nn.Module) -> None:
+    """Zero the last linear layer that outputs the single score."""
+    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == 1]
+    if heads:
+        with torch.no_grad():
+            heads[-1].weight.zero_()
+            if heads[-1].bias is not None:
+                heads[-1].bias.zero_()
 
 
 def _read_config(path: Path) -> dict:

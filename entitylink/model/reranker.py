@@ -1,11 +1,14 @@
 """Training a cross-encoder to re-score a retriever's candidate lists (listwise, with a "none of these").
 
-Each training example is a mention with the retriever's top k candidates and a "none of these"
-candidate. The loss is the cross-entropy of the softmax over the k + 1 scores with the gold candidate
-as the target ("none of these" when the gold is not in the list, so NIL is learnt), plus
-``retriever_weight`` × KL(retriever's softmax ‖ reranker's softmax) over the k real candidates, which
-keeps the reranker near the retriever's ranking where the labels say little (the recipe of xMEN's
-reranker).
+Each example is a mention with the retriever's top k candidates and a "none of these" candidate. The
+reranker corrects the retriever rather than replacing it: candidate i's logit is
+``s_i / T + f(mention, name_i)``, with ``s_i`` the retriever's score, ``T`` the retriever temperature and
+``f`` the cross-encoder; "none of these" enters at ``s_1 / T − 1 + f(mention, "none of these")``, one
+below the retriever's best. Untrained, the reranker keeps the retriever's ranking. The loss is the
+cross-entropy of the softmax over the k + 1 logits with the gold as the target ("none of these" when the
+gold is not in the list, so NIL is learnt), plus ``retriever_weight`` × KL(retriever's softmax ‖
+reranker's softmax) over the k real candidates, which keeps the ranking near the retriever's where the
+labels say little (the idea of xMEN's reranker).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .cross_encoder import CrossEncoder
+from .defaults import RerankerConfig
 from .hardware import describe_cpu
 
 logger = logging.getLogger(__name__)
@@ -49,28 +53,14 @@ class CandidateList:
     concept_ids: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class RerankerConfig:
-    """Every reranker-training setting and its default; saved with the model."""
-
-    epochs: int = 1
-    lists_per_batch: int = 8
-    learning_rate: float = 3e-5
-    weight_decay: float = 0.01
-    warmup_share: float = 0.1
-    retriever_weight: float = 1.0
-    retriever_temperature: float = 0.05
-    max_candidates: int = 16
-    seed: int = 0
-
-
 _DEFAULT = RerankerConfig()
 
 
 class RerankerTrainer:
     """Listwise training of a :class:`CrossEncoder` on candidate lists (see the module docs).
 
-    With ``dev`` lists, the weights of the epoch (or check) with the best dev accuracy are kept.
+    With ``dev`` lists, the weights of the check with the best dev accuracy are kept (and the
+    retriever's own dev accuracy, the order of the lists, is recorded beside them).
     """
 
     def __init__(
@@ -118,7 +108,8 @@ class RerankerTrainer:
             scores = ce.logits(ce.tokenize(mentions, names)).float()
         total, start = scores.new_zeros(()), 0
         for item, k in zip(lists, sizes):
-            row = scores[start : start + k + 1]
+            prior = torch.tensor(_prior(item.retriever_scores[:k], cfg.retriever_temperature), device=scores.device)
+            row = scores[start : start + k + 1] + prior
             start += k + 1
             gold = item.gold if item.gold is not None and item.gold < k else k  # beyond the cut: NIL
             total = total + F.cross_entropy(row[None], torch.tensor([gold], device=row.device))
@@ -135,6 +126,7 @@ class RerankerTrainer:
         lists = [item for item in lists if item.gold is not None and item.names]
         if not lists:
             raise ValueError("no candidate lists with a gold position to train on")
+        self.cross_encoder.retriever_temperature = cfg.retriever_temperature
         rng = random.Random(cfg.seed)
         torch.manual_seed(cfg.seed)
         model = self.cross_encoder.model
@@ -147,9 +139,8 @@ class RerankerTrainer:
         check_every = max(1, steps_per_epoch // self.checks_per_epoch)
         best_state, best_dev = None, -1.0
         if dev:
-            best_dev = self.accuracy(dev)  # the retriever's order is the first "best"
-            best_state = copy.deepcopy(model.state_dict())
-            self.checks.append({"step": 0, "dev_acc@1": best_dev})
+            retriever = float(np.mean([item.gold == 0 for item in dev]))
+            self.checks.append({"step": 0, "dev_acc@1_retriever": retriever})
         started, step = time.perf_counter(), 0
         show = True if self.show_progress is None else self.show_progress
         with tqdm(total=total, unit="step", desc="training reranker", disable=not show) as bar:
@@ -181,6 +172,9 @@ class RerankerTrainer:
         model.eval()
         if best_state is not None:
             model.load_state_dict(best_state)
+            if best_dev < self.checks[0]["dev_acc@1_retriever"]:
+                logger.warning("the reranker's best dev acc@1 %.4f is below the retriever's own %.4f",
+                               best_dev, self.checks[0]["dev_acc@1_retriever"])
         self.seconds = time.perf_counter() - started
         self.cross_encoder.unsaved = True
         return self
@@ -215,6 +209,14 @@ class RerankerTrainer:
         return self.cross_encoder.save(path, add_files=add_files)
 
 
+def _prior(retriever_scores: Sequence[float], temperature: float | None) -> np.ndarray:
+    """The retriever's part of each logit: its score / T, and one below its best for "none of these"."""
+    if temperature is None:  # a reranker trained on its own (no retriever term)
+        return np.zeros(len(retriever_scores) + 1, np.float32)
+    scaled = np.asarray(retriever_scores, dtype=np.float64) / temperature
+    return np.append(scaled, (scaled.max() if len(scaled) else 0.0) - 1.0).astype(np.float32)
+
+
 def rerank_lists(cross_encoder: CrossEncoder, lists: Sequence[CandidateList], max_candidates: int,
                  show_progress: bool | None = None) -> list[np.ndarray]:
     """For each list, the probabilities of its first ``max_candidates`` candidates and, last, of "none of these"."""
@@ -226,8 +228,9 @@ def rerank_lists(cross_encoder: CrossEncoder, lists: Sequence[CandidateList], ma
         sizes.append(k)
     scores = cross_encoder.score(mentions, names, show_progress=show_progress)
     out, start = [], 0
-    for k in sizes:
-        row = scores[start : start + k + 1].astype(np.float64)
+    for item, k in zip(lists, sizes):
+        row = scores[start : start + k + 1].astype(np.float64) + \
+            _prior(item.retriever_scores[:k], cross_encoder.retriever_temperature)
         start += k + 1
         row = np.exp(row - row.max())
         out.append((row / row.sum()).astype(np.float32))

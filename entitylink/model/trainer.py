@@ -244,13 +244,14 @@ class MirrorTrainer:
         training continues from the newest checkpoint under ``out/checkpoints``.
         """
         cfg = self.config
-        if cfg.mode != "mirror" and not isinstance(data, Ontology):
-            raise ValueError(f"mode={cfg.mode!r} needs an Ontology (names grouped by concept), not a list of names")
+        if cfg.mode == "synonym" and not isinstance(data, Ontology):
+            raise ValueError("mode='synonym' needs an Ontology (names grouped by concept), not a list of names")
         extra = read_pairs(pairs) if isinstance(pairs, (str, Path)) else list(pairs or [])
         extra = [(self.normalizer(a), self.normalizer(b)) for a, b in extra]
         extra = [(a, b) for a, b in extra if a and b]
         mirror = self._mirror_texts(data) if cfg.mode in ("mirror", "both") else []
-        groups = self._synonym_groups(data) if cfg.mode in ("synonym", "both") else []
+        # "both" on a plain list of names (no concepts, so no synonyms) is Mirror-BERT alone
+        groups = self._synonym_groups(data) if cfg.mode in ("synonym", "both") and isinstance(data, Ontology) else []
         if not mirror and not groups and not extra:
             raise EntityLinkError("nothing to train on: no names (mirror) or concepts with two names (synonym)")
         self.data_fingerprint = _fingerprint(mirror, groups, extra)
