@@ -269,6 +269,17 @@ def markdown(results: dict, full: dict) -> str:
 DETECTORS = ("schwartz-hearst", "scispacy")
 
 
+def start_run(args) -> tuple[float, dict[str, str], EncodingCache]:
+    """What every NCBI-disease script does first: logging, the spell-check list, the encoding cache."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    started = time.perf_counter()
+    spelling = read_spelling(args.data / "medic" / "ncbi-spell-check.txt")
+    return started, spelling, EncodingCache(args.out / "cache" if args.reuse else None)
+
+
 def choose_abbreviation_detector(args, spelling: dict[str, str], cache: EncodingCache, choices: dict) -> Benchmark:
     """The abbreviation detector with the better dev acc@1 (mean of TF-IDF and the untuned CLS model)."""
     encoder = cache.attach(Encoder(args.model, pooling="cls"))
@@ -322,13 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true",
                         help="keep encodings and tuned models under OUT and reuse those of an earlier run")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    started = time.perf_counter()
-    spelling = read_spelling(args.data / "medic" / "ncbi-spell-check.txt")
-    cache = EncodingCache(args.out / "cache" if args.reuse else None)
+    started, spelling, cache = start_run(args)
     choices: dict[str, object] = {}
     bench = choose_abbreviation_detector(args, spelling, cache, choices)
     preprocessor = bench.preprocessor

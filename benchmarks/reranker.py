@@ -19,14 +19,13 @@ import time
 from pathlib import Path
 
 from benchmarks._record import markdown_table, write_record
-from benchmarks.ncbi_disease import Benchmark, EncodingCache, choose_abbreviation_detector, score
+from benchmarks.ncbi_disease import Benchmark, choose_abbreviation_detector, score, start_run
 from entitylink import DictionaryIndex, Encoder, Linker, LinkingPolicy, Ontology
 from entitylink.index import HybridIndex
 from entitylink.link.rerank import lists_from_mentions
 from entitylink.model.cross_encoder import CrossEncoder
 from entitylink.model.defaults import RerankerConfig
 from entitylink.model.reranker import RerankerTrainer
-from entitylink.text.preprocess import read_spelling
 
 logger = logging.getLogger("benchmarks.reranker")
 
@@ -56,13 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checks", type=int, default=2, help="dev checks per epoch")
     parser.add_argument("--reuse", action="store_true", help="reuse OUT/reranker and cached encodings")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    started = time.perf_counter()
-    spelling = read_spelling(args.data / "medic" / "ncbi-spell-check.txt")
-    cache = EncodingCache(args.out / "cache" if args.reuse else None)
+    started, spelling, cache = start_run(args)
     choices: dict = {}
     bench: Benchmark = choose_abbreviation_detector(args, spelling, cache, choices)
     encoder = cache.attach(Encoder(args.model, pooling="cls"))
