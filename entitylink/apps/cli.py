@@ -446,8 +446,7 @@ def cmd_train_reranker(args: argparse.Namespace) -> None:
                                    args.candidates, show_progress=True)
 
     options = {"precision": args.precision, "device": args.device}
-    linker = Linker.load(args.index, rerank_k=args.candidates, **options)
-    linker.reranker = None  # mine the retriever's own lists
+    linker = Linker.load(args.index, **options)  # lists_from_* mine the retriever alone, never its reranker
     if args.corpus:
         lists = corpus_lists(args.corpus, linker)
     else:
