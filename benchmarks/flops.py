@@ -40,6 +40,50 @@ def train_flops(shape: dict, tokens: float, mean_len: float) -> float:
     return dense + attention
 
 
+def forward_flops(shape: dict, lengths: list[int]) -> float:
+    """FLOPs of one forward pass over sequences of these token counts (no padding counted)."""
+    tokens = sum(lengths)
+    attention = sum(4 * shape["layers"] * shape["hidden"] * n * n for n in lengths)  # QK^T and AV
+    return 2 * shape["non_embedding_params"] * tokens + attention
+
+
+PEAK_SHAPES = ((4096, 384, 1536), (4096, 1536, 384), (2048, 2048, 2048))  # MiniLM's FFN shapes and a square
+
+
+def peak_matmul_flops(precision: str, device: str = "cpu", seconds: float = 1.0) -> dict:
+    """The best matmul rate this machine reaches in ``precision`` (fp32, bf16, fp16 or int8), FLOP/s.
+
+    Timed on the encoder's own feed-forward shapes and a large square one, each after a warm-up;
+    int8 uses ``torch._int_mm`` (int8 x int8 -> int32), the kernel family quantised encoders call.
+    """
+    import time
+
+    import torch
+
+    best = {"flops": 0.0, "shape": None}
+    for m, k, n in PEAK_SHAPES:
+        if precision == "int8":
+            a = torch.randint(-64, 64, (m, k), dtype=torch.int8, device=device)
+            b = torch.randint(-64, 64, (k, n), dtype=torch.int8, device=device)
+            step = lambda a=a, b=b: torch._int_mm(a, b)  # noqa: E731
+        else:
+            dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+            a = torch.randn(m, k, device=device).to(dtype)
+            b = torch.randn(k, n, device=device).to(dtype)
+            step = lambda a=a, b=b: a @ b  # noqa: E731
+        step()
+        calls, start = 0, time.perf_counter()
+        while calls < 3 or time.perf_counter() - start < seconds / len(PEAK_SHAPES):
+            step()
+            calls += 1
+        if device != "cpu":
+            torch.cuda.synchronize()
+        rate = 2 * m * k * n * calls / (time.perf_counter() - start)
+        if rate > best["flops"]:
+            best = {"flops": rate, "shape": [m, k, n]}
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks._record import write_record
-from entitylink import DictionaryIndex, Encoder, Linker, Ontology, evaluate
+from entitylink import DictionaryIndex, Encoder, Linker, LinkingPolicy, Ontology, evaluate
 from entitylink._io import atomic_write_text
 from entitylink.index import HybridIndex, SparseIndex
 from entitylink.model.trainer import MirrorTrainer
@@ -320,6 +320,39 @@ def tuned_model(args, label: str, options: dict, pairs, bench: Benchmark, poolin
     return encoder, trainer.seconds
 
 
+def save_test_linker(bench: Benchmark, encoder: Encoder, weight: float, folder: Path) -> Path | None:
+    """The hybrid system with the test dictionary (MEDIC + train + dev mentions) and its policy, saved so
+    that ``entitylink evaluate --corpus`` reproduces its row; not when the encoder was never saved."""
+    if getattr(encoder, "unsaved", False):
+        logger.info("hybrid linker not saved: its tuned model is not on disk (run with --reuse)")
+        return None
+    onto = Ontology.concat([bench.medic, bench.mention_names("train"), bench.mention_names("dev")])
+    policy = LinkingPolicy(sparse_weight=weight, abbreviations=bench.preprocessor.abbreviations or "off")
+    dense = DictionaryIndex.build(onto, encoder, show_progress=False)
+    return Linker(HybridIndex(dense, sparse_weight=weight), policy).save(folder)
+
+
+def calibration_report(settings: dict, out: Path) -> dict:
+    """Calibrations of the top candidate's score fitted on dev, judged on test; ``out/reliability.png``."""
+    from entitylink.link.calibration import Calibration, expected_calibration_error, plot_reliability
+
+    dev, test = settings["dev"]["_details"], settings["test"]["_details"]
+    dev, test = dev[dev["score"].notna()], test[test["score"].notna()]
+    raw = np.clip(test["score"].to_numpy(float), 0, 1)
+    right = test["hit@1"].to_numpy(bool)
+    curves = {"raw score": (raw, right)}
+    report = {"n_dev": len(dev), "n_test": len(test), "test_ece": {"raw score": expected_calibration_error(raw, right)}}
+    for kind in ("isotonic", "platt"):
+        calibration = Calibration.fit(dev["score"].to_numpy(float), dev["hit@1"].to_numpy(bool), kind=kind)
+        probabilities = calibration(test["score"].to_numpy(float))
+        curves[f"{kind}, fitted on dev"] = (probabilities, right)
+        report["test_ece"][f"{kind}, fitted on dev"] = expected_calibration_error(probabilities, right)
+    report["test_ece"] = {k: round(v, 4) for k, v in report["test_ece"].items()}
+    plot_reliability(curves, out / "reliability.png")
+    report["plot"] = "reliability.png"
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -377,12 +410,16 @@ def main(argv: list[str] | None = None) -> int:
     choices["hybrid: dense system (by dev acc@1)"] = best_dense
     choices["hybrid: sparse weight (by dev acc@1)"] = {str(w): weights[w]["dev"]["acc@1"] for w in weights}
     systems[f"hybrid: {best_dense} + {best_weight} x TF-IDF"] = weights[best_weight]
+    saved = save_test_linker(bench, encoder, best_weight, args.out / "linker-test")
 
     best_overall = max(systems, key=lambda n: systems[n]["dev"]["acc@1"])
     choices["best system (by dev acc@1)"] = best_overall
     errors = error_analysis(systems[best_overall]["test"]["_details"], bench.queries["test"], preprocessor)
 
     ablation_rows = [] if args.no_ablation else ablation(args.data, spelling, pooled[best_pooling])
+    args.out.mkdir(parents=True, exist_ok=True)
+    calibration = calibration_report(systems[best_overall], args.out)
+    logger.info("calibration of %s, test expected calibration error: %s", best_overall, calibration["test_ece"])
 
     results = {name: {k: v for k, v in s["test"].items() if not k.startswith("_")} for name, s in systems.items()}
     results.update(PUBLISHED)
@@ -395,9 +432,10 @@ def main(argv: list[str] | None = None) -> int:
         "choices_on_dev": choices,
         "errors_best_system_test": [{"kind": k, "count": n, "examples": ex} for k, n, ex in errors],
         "ablation": ablation_rows,
+        "calibration_best_system": calibration,
+        "saved_hybrid_linker": str(saved) if saved else None,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     cache.save()
     atomic_write_text(args.out / "results.json", json.dumps(results, indent=2))  # the shape others read: kept bare
     full = write_record(args.out / "results_full.json", full, argv)
@@ -410,11 +448,13 @@ def main(argv: list[str] | None = None) -> int:
         for row in ablation_rows:
             cells = [f"{100 * row[c][0]:.1f} / {100 * row[c][1]:.1f}" for c in cols]
             table += f"| {row['step']} | " + " | ".join(cells) + " |\n"
+    table += ("\nCalibration of the best system's top score (fitted on dev; expected calibration error on test, "
+              "reliability.png): " + ", ".join(f"{k} {v:.3f}" for k, v in calibration["test_ece"].items()) + "\n")
     atomic_write_text(args.out / "results.md", table)
     print(table)
     print(f"queries: {counts}; dropped: {bench.dropped}; composites split: {composites}")
     print(f"dev choices: {json.dumps(choices, default=str)}")
-    print(f"wrote {args.out}/results.json, results_full.json, results.md in {full['seconds']:.0f} s")
+    print(f"wrote {args.out}/results.json, results_full.json, results.md, reliability.png in {full['seconds']:.0f} s")
     return 0
 
 

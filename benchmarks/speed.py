@@ -14,6 +14,11 @@ Encodes the same MEDIC names with
       reference: unlike (e) it can be capped at AVX2, so it shows what int8 kernels gain there,
 and reports names/s, the ratio to (a) and (b), the smallest cosine to fp32, and the change of acc@1 on
 the NCBI-disease test split (MEDIC + train/dev dictionary) when the dictionary is encoded that way.
+
+The roofline: each row's achieved FLOP/s (the forward FLOPs counted from the model's shapes and the
+names' real token counts, padding not counted, over its seconds) against this machine's measured peak
+matmul rate in the row's precision (``benchmarks.flops.peak_matmul_flops``), so "how far from the limit"
+is a ratio that holds on any CPU.
 Falls back to HPO names when ``--data`` has no MEDIC file.
 
 ``--emulate-avx2`` re-runs the script with torch's kernels capped at AVX2 (``ATEN_CPU_CAPABILITY``,
@@ -121,6 +126,28 @@ def ncbi_acc1(data: Path, encoder: Encoder) -> float | None:
     return run_settings(dense(encoder), bench)["test"]["acc@1"]
 
 
+def roofline_rows(model_path: str, names: list[str], max_length: int, device: str, seconds: dict[str, float],
+                  precisions: dict[str, str]) -> dict:
+    """Achieved forward FLOP/s of each row against the measured peak matmul rate of its precision."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from benchmarks.flops import count, forward_flops, peak_matmul_flops
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    lengths = [len(ids) for ids in tokenizer(names, truncation=True, max_length=max_length)["input_ids"]]
+    flops = forward_flops(count(AutoConfig.from_pretrained(model_path)), lengths)
+    peaks = {p: peak_matmul_flops(p, device) for p in sorted(set(precisions.values()))}
+    rows = {}
+    for label, secs in seconds.items():
+        achieved, peak = flops / secs, peaks[precisions[label]]["flops"]
+        rows[label] = {"precision": precisions[label], "achieved_gflop_s": float(f"{achieved / 1e9:.4g}"),
+                       "of_peak": float(f"{achieved / peak:.3g}")}
+    return {"forward_gflop": float(f"{flops / 1e9:.4g}"), "mean_tokens": round(sum(lengths) / len(lengths), 2),
+            "peak_gflop_s": {p: {"gflop_s": float(f"{v['flops'] / 1e9:.4g}"), "shape": v["shape"]}
+                             for p, v in peaks.items()},
+            "rows": rows}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -199,8 +226,13 @@ def main(argv: list[str] | None = None) -> int:
         row["vs_a"] = round(row["names_per_s"] / a, 2)
         row["vs_b"] = round(row["names_per_s"] / b, 2)
         row["min_cosine_vs_fp32"] = round(float((vectors[label] * reference).sum(1).min()), 5)
-    encoders["(d) entitylink Encoder, precision=auto"].encode(["warm"], show_progress=False)
-    record = {"names": len(names), "source": source.name, "batch_size": bs, "max_length": ml, "device": device,
+    auto = encoders["(d) entitylink Encoder, precision=auto"].precision
+    precisions = {label: "int8" if "int8" in label else auto if "precision=auto" in label else "fp32" for label in rows}
+    roofline = roofline_rows(model_path, names, ml, device, {k: r["seconds"] for k, r in rows.items()}, precisions)
+    for label, row in rows.items():
+        row.update(roofline["rows"][label])
+    record = {"roofline": {k: v for k, v in roofline.items() if k != "rows"},
+              "names": len(names), "source": source.name, "batch_size": bs, "max_length": ml, "device": device,
               "model": args.model, "results": rows, "skipped": skipped, "first_call_seconds": warm_seconds,
               "emulated_avx2": AVX2_CAPS if emulated else None,
               "auto_resolved_to": encoders["(d) entitylink Encoder, precision=auto"].precision}
@@ -209,9 +241,12 @@ def main(argv: list[str] | None = None) -> int:
             label: ncbi_acc1(args.data, encoder) for label, encoder in encoders.items() if label != compiled
         }
     record = write_record(args.out, record, argv)
-    print(markdown_table(["encoder", "names/s", "vs (a)", "vs (b)", "min cosine vs fp32"],
-                         ([label, row["names_per_s"], f"{row['vs_a']}x", f"{row['vs_b']}x", row["min_cosine_vs_fp32"]]
+    print(markdown_table(["encoder", "names/s", "vs (a)", "vs (b)", "min cosine vs fp32", "GFLOP/s", "of peak"],
+                         ([label, row["names_per_s"], f"{row['vs_a']}x", f"{row['vs_b']}x", row["min_cosine_vs_fp32"],
+                           row["achieved_gflop_s"], f"{100 * row['of_peak']:.0f}% of {row['precision']}"]
                           for label, row in rows.items())))
+    print("peak matmul GFLOP/s:", {p: v["gflop_s"] for p, v in record["roofline"]["peak_gflop_s"].items()},
+          f"forward {record['roofline']['forward_gflop']} GFLOP for {len(names)} names")
     if "ncbi_test_acc@1" in record:
         print("NCBI test acc@1 (mean pooling):", record["ncbi_test_acc@1"])
     for label, why in skipped.items():

@@ -68,3 +68,22 @@ def test_calibrate_command_writes_the_policy_and_a_plot(tiny_model, tmp_path, ca
     assert (tmp_path / "reliability.png").read_bytes()[:4] == b"\x89PNG"
     scores = [c.score for c in Linker.load(out, precision="fp32").link("heart attack")]
     assert all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_ncbi_benchmark_calibration_report_fits_on_dev_and_plots(tmp_path):
+    import pandas as pd
+
+    from benchmarks.ncbi_disease import calibration_report
+
+    rng = np.random.default_rng(0)
+
+    def details(n):  # right more often at higher scores, and one query with no candidate
+        scores = rng.uniform(0.3, 1.0, n)
+        frame = pd.DataFrame({"score": scores, "hit@1": rng.uniform(0, 1, n) < scores ** 3})
+        return pd.concat([frame, pd.DataFrame({"score": [None], "hit@1": [False]})], ignore_index=True)
+
+    report = calibration_report({"dev": {"_details": details(400)}, "test": {"_details": details(400)}}, tmp_path)
+    assert report["n_dev"] == report["n_test"] == 400
+    ece = report["test_ece"]
+    assert ece["isotonic, fitted on dev"] < ece["raw score"] and ece["platt, fitted on dev"] < ece["raw score"]
+    assert (tmp_path / "reliability.png").read_bytes()[:4] == b"\x89PNG"

@@ -62,6 +62,45 @@ def test_evaluate_and_info(index_dir, tmp_path, capsys):
     assert "encoded in           fp32" in info
 
 
+def test_evaluate_a_pubtator_corpus_as_the_benchmarks_preprocess_it(index_dir, tmp_path, capsys):
+    import pandas as pd
+
+    from entitylink import Linker, evaluate
+    from entitylink.text.preprocess import QueryPreprocessor, read_spelling
+    from entitylink.text.pubtator import read_pubtator
+
+    corpus = _pubtator(tmp_path / "corpus.txt", [
+        ("1", "Breast and ovarian cancer in women.",
+         "Women with non-insulin-dependent diabetes mellitus (NIDDM) had a hart attack. NIDDM is common.",
+         [("Breast and ovarian cancer", "D001943|D010051"), ("non-insulin-dependent diabetes mellitus", "D003924"),
+          ("NIDDM", "D003924"), ("hart attack", "D009203"), ("NIDDM", "D003924")]),
+        ("2", "Asthma and fits.", "No seizures.", [("Asthma", "D999999"), ("fits", "D012640")]),
+    ])
+    spelling = tmp_path / "spell.txt"
+    spelling.write_text("hart||heart\n")
+    details, figures = tmp_path / "details.tsv", tmp_path / "fig.json"
+    assert main(["-q", "evaluate", "--index", str(index_dir), "--corpus", f"pubtator:{corpus}", "--spelling",
+                 str(spelling), "--drop-unknown", "--details", str(details), "--json", str(figures)]) == 0
+    captured = capsys.readouterr()
+    assert "n\t6" in captured.out and "dropped\t1" in captured.err
+    rows = pd.read_csv(details, sep="\t")
+    long_form = "non insulin dependent diabetes mellitus"
+    assert rows["mention"].tolist() == ["breast cancer | ovarian cancer", long_form, long_form, "heart attack",
+                                        long_form, "fits"]
+    # the same figures as the benchmarks' own path: QueryPreprocessor + evaluate
+    queries = QueryPreprocessor(spelling=read_spelling(spelling)).queries(read_pubtator(corpus))
+    queries = [q for q in queries if q.gold != "D999999"]
+    expected = evaluate(Linker.load(index_dir), [q.text for q in queries], [q.gold for q in queries], ks=(1, 5))
+    result = json.loads(figures.read_text())
+    assert result["acc@1"] == expected.metrics["acc@1"] and result["acc@5"] == expected.metrics["acc@5"]
+
+    assert main(["-q", "evaluate", "--index", str(index_dir), "--corpus", f"tsv:{corpus}"]) == 2
+    assert "--corpus must be pubtator:FILE" in capsys.readouterr().err
+    assert main(["-q", "evaluate", "--index", str(index_dir), "--queries", str(corpus), "--spelling",
+                 str(spelling)]) == 2
+    assert "apply to --corpus only" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_int8_from_the_command_line(index_dir, monkeypatch, capsys):
     pytest.importorskip("onnxruntime")

@@ -112,7 +112,46 @@ def test_lists_from_annotated_mentions_find_the_gold(linker):
     assert lists[2].gold == len(lists[2].names)  # an id the dictionary lacks: "none of these"
 
 
+def test_hidden_entries_are_never_candidates(linker):
+    index = linker.index
+    own = index.texts.index("heart attack")
+    free = lists_from_mentions(linker, ["heart attack"], ["D009203"], k=5)[0]
+    assert free.names[0] == index.names[own]  # the exact name comes first when it may
+    held = lists_from_mentions(linker, ["heart attack"], ["D009203"], k=5, hidden=[{own}])[0]
+    assert index.names[own] not in held.names and len(held.names) == 5
+    others = {i for i, cid in enumerate(index.concept_ids) if cid == "D009203"}
+    alone = lists_from_mentions(linker, ["heart attack"], ["D009203"], k=5, hidden=[others])[0]
+    assert "D009203" not in alone.concept_ids and alone.gold == len(alone.names)
+
+
 def test_a_policy_naming_a_reranker_needs_one(linker):
     with pytest.raises(ValueError, match="names the reranker"):
         Linker(linker.index, LinkingPolicy(reranker="somewhere"))
     assert Ontology  # the module's imports are used
+
+
+def test_leave_one_document_out_mining_hides_only_names_of_the_mention_own_document(tiny_model_session):
+    from types import SimpleNamespace
+
+    from benchmarks.reranker import training_lists
+    from entitylink import Encoder, LinkingPolicy
+    from entitylink.text.preprocess import Query
+
+    from .conftest import ONTOLOGIES
+
+    medic = Ontology.load(f"medic:{ONTOLOGIES / 'example_medic.txt'}")
+    train = [Query("A", "heart attacks", ["heart attacks"], "X2"),  # also in B: stays findable
+             Query("A", "cardiac infarctus", ["cardiac infarctus"], "X1"),  # only A's: hidden from A
+             Query("B", "heart attacks", ["heart attacks"], "X2"),
+             Query("B", "asthma", ["asthma"], "D001249")]  # a MEDIC name: never hidden
+    bench = SimpleNamespace(medic=medic, queries={"train": train},
+                            mention_names=lambda split: Ontology.from_pairs([(q.gold, q.parts[0]) for q in train]))
+    encoder = Encoder(tiny_model_session, precision="fp32")
+    lists = training_lists(bench, encoder, 0.5, LinkingPolicy(), k=200, mining="leave-one-document-out")
+    ids = [set(item.concept_ids) for item in lists]  # k beyond the concept count: every findable concept
+    assert "X1" not in ids[0] and "X1" not in ids[1]  # A's own name
+    assert "X1" in ids[2] and "X1" in ids[3]  # B may find it
+    assert all("X2" in i and "D001249" in i for i in ids)
+    assert lists[1].gold == len(lists[1].names) and lists[2].gold < len(lists[2].names)
+    alone = training_lists(bench, encoder, 0.5, LinkingPolicy(), k=200, mining="medic")
+    assert not any({"X1", "X2"} & set(item.concept_ids) for item in alone)

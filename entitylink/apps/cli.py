@@ -239,10 +239,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_policy_options(p, saved=False)
     _add_encoder_options(p, model=False)
 
-    p = sub.add_parser("evaluate", help="accuracy@k of an index on mention<TAB>concept_id queries",
-                       description="Link the mentions of a TSV file (mention<TAB>gold id) and report accuracy@k.")
+    p = sub.add_parser("evaluate", help="accuracy@k of an index on mention<TAB>concept_id queries or a corpus",
+                       description="Link the mentions of a TSV file (mention<TAB>gold id), or of an annotated "
+                                   "corpus, and report accuracy@k.")
     p.add_argument("--index", required=True, type=Path)
-    p.add_argument("--queries", required=True, help="TSV of mention<TAB>concept_id (A|B = either is right)")
+    given = p.add_mutually_exclusive_group(required=True)
+    given.add_argument("--queries", help="TSV of mention<TAB>concept_id (A|B = either is right)")
+    given.add_argument("--corpus", metavar="pubtator:FILE",
+                       help="an annotated PubTator corpus, its mentions preprocessed as the literature does "
+                            "(BioSyn): short forms defined in each document expanded by the index's abbreviation "
+                            "detector, composite mentions split into parts that must all be right, --spelling applied")
+    p.add_argument("--spelling", type=Path, default=None, metavar="FILE",
+                   help="with --corpus: a misspelling||correction list applied to the mentions")
+    p.add_argument("--drop-unknown", action="store_true",
+                   help="with --corpus: leave out mentions whose gold ids the index lacks (BioSyn's protocol)")
     p.add_argument("--ks", type=_parse_ks, default=[1, 5], help="comma-separated k values (default 1,5)")
     p.add_argument("--details", type=Path, default=None, help="write per-mention results as TSV")
     p.add_argument("--json", type=Path, default=None, help="write the figures as JSON")
@@ -407,9 +417,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from .._io import atomic_write_text
     from ..link.evaluation import evaluate, read_queries
 
-    queries = read_queries(args.queries)
     linker = _open_linker(args)
-    result = evaluate(linker, queries["mention"].tolist(), queries["concept_id"].tolist(), ks=args.ks)
+    if args.corpus:
+        mentions, gold = _corpus_queries(args, linker)
+    else:
+        if args.spelling or args.drop_unknown:
+            raise EntityLinkError("--spelling and --drop-unknown apply to --corpus only")
+        queries = read_queries(args.queries)
+        mentions, gold = queries["mention"].tolist(), queries["concept_id"].tolist()
+    result = evaluate(linker, mentions, gold, ks=args.ks)
     for name, value in result.metrics.items():
         print(f"{name}\t{100 * value:.2f}")
     print(f"n\t{result.n}")
@@ -417,6 +433,29 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         atomic_write_text(args.details, result.details.to_csv(sep="\t", index=False))
     if args.json:
         atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2))
+
+
+def _corpus_queries(args: argparse.Namespace, linker) -> tuple[list, list[str]]:
+    """The mentions of ``--corpus`` as queries (a composite one as its list of parts) and their gold ids."""
+    from ..index.hybrid import HybridIndex
+    from ..text.preprocess import QueryPreprocessor, drop_unknown, read_spelling
+    from ..text.pubtator import read_pubtator
+
+    kind, sep, path = args.corpus.partition(":")
+    if not sep or kind.lower() != "pubtator" or not path:
+        raise EntityLinkError(f"--corpus must be pubtator:FILE, not {args.corpus!r}")
+    detector = linker.policy.abbreviations
+    preprocessor = QueryPreprocessor(abbreviations=None if detector == "off" else detector,
+                                     spelling=read_spelling(args.spelling) if args.spelling else {})
+    queries = preprocessor.queries(read_pubtator(path))
+    if args.drop_unknown:
+        dense = linker.index.dense if isinstance(linker.index, HybridIndex) else linker.index
+        known = {i for cid in set(dense.concept_ids) for i in cid.split("|")}
+        queries, dropped = drop_unknown(queries, known)
+        print(f"dropped\t{dropped}", file=sys.stderr)
+    if not queries:
+        raise EntityLinkError(f"{path}: no annotated mentions to evaluate")
+    return [q.text for q in queries], [q.gold for q in queries]
 
 
 def _open_linker(args: argparse.Namespace):

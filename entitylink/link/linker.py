@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, overload
@@ -191,20 +191,29 @@ class Linker:
         _check_sparse(policy, self.index)
         items = self.expand_abbreviations(items, contexts, policy)
         texts = [self.index.normalizer(m) for m in items]
-        results: list[list[Candidate]] = [[] for _ in items]
+        reranking = rerank and self.reranker is not None
+        found = self._retrieve(texts, replace(policy, k=max(policy.k, policy.rerank_k)) if reranking else policy,
+                               show_progress=show_progress)
+        if reranking:
+            found = self._rerank(texts, found, policy.rerank_k)
+        if policy.calibration is not None:
+            found = _calibrated(found, Calibration.from_dict(policy.calibration))
+        results = [[c for c in candidates[: policy.k] if c.score >= policy.threshold] for candidates in found]
+        return results[0] if single else results
+
+    def _retrieve(self, texts: Sequence[str], policy: LinkingPolicy, hidden: Sequence[Container[int]] | None = None,
+                  show_progress: bool | None = None) -> list[list[Candidate]]:
+        """The retriever's ``policy.k`` best concepts per normalised text (none for an empty one), before
+        reranking, calibration and threshold; ``hidden[i]``: entry positions text ``i`` may not return."""
+        results: list[list[Candidate]] = [[] for _ in texts]
         todo = [i for i, t in enumerate(texts) if t]
         if todo:
             queries = self.index.prepare([texts[i] for i in todo], show_progress=show_progress)
-            reranking = rerank and self.reranker is not None
-            fetch = replace(policy, k=max(policy.k, policy.rerank_k)) if reranking else policy
-            found = self._top_concepts(queries, len(todo), fetch)
-            if reranking:
-                found = self._rerank([texts[i] for i in todo], found, policy.rerank_k)
-            if policy.calibration is not None:
-                found = _calibrated(found, Calibration.from_dict(policy.calibration))
+            skip = None if hidden is None else [hidden[i] for i in todo]
+            found = self._top_concepts(queries, len(todo), policy, skip)
             for row, candidates in zip(todo, found):
-                results[row] = [c for c in candidates[: policy.k] if c.score >= policy.threshold]
-        return results[0] if single else results
+                results[row] = candidates
+        return results
 
     def _rerank(self, texts: list[str], candidates: list[list[Candidate]], rerank_k: int) -> list[list[Candidate]]:
         lists = [CandidateList(text, [c.name for c in cands], [c.score for c in cands])
@@ -245,7 +254,9 @@ class Linker:
             return self.index.search(queries, k, sparse_weight=policy.sparse_weight)
         return self.index.search(queries, k)
 
-    def _top_concepts(self, queries, n_queries: int, policy: LinkingPolicy) -> list[list[Candidate]]:
+    def _top_concepts(self, queries, n_queries: int, policy: LinkingPolicy,
+                      hidden: Sequence[Container[int]] | None = None) -> list[list[Candidate]]:
+        """The ``policy.k`` best distinct concepts per query; ``hidden[i]`` lists entry positions query i skips."""
         k = policy.k
         n_entries = len(self.index)
         fetch = min(n_entries, max(4 * k, k + 16))
@@ -256,9 +267,12 @@ class Linker:
             retry = []
             for row, s_row, p_row in zip(pending, scores, positions):
                 best: dict[str, Candidate] = {}
+                skip = hidden[row] if hidden is not None else ()
                 for score, pos in zip(s_row, p_row):
                     if pos < 0:
                         break
+                    if pos in skip:
+                        continue
                     cid = self.index.concept_ids[pos]
                     if cid not in best:
                         best[cid] = Candidate(cid, self.index.names[pos], float(score))

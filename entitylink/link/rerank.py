@@ -7,7 +7,7 @@ hidden, so only the concept's other names can find it).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -21,19 +21,26 @@ def _gold_position(candidates: Sequence[Candidate], gold: str) -> int:
     return next((i for i, c in enumerate(candidates) if is_match(c.concept_id, gold)), len(candidates))
 
 
+def _lists(linker: Linker, texts: Sequence[str], gold: Sequence[str], k: int,
+           hidden: Sequence[Container[int]] | None, show_progress: bool | None) -> list[CandidateList]:
+    policy = replace(linker.policy, k=k, reranker=None, calibration=None)  # the raw retriever
+    found = linker._retrieve(texts, policy, hidden, show_progress=show_progress)
+    return [CandidateList(text, [c.name for c in cands], [c.score for c in cands], _gold_position(cands, g),
+                          [c.concept_id for c in cands])
+            for text, g, cands in zip(texts, gold, found) if text]
+
+
 def lists_from_mentions(linker: Linker, mentions: Sequence[str], gold: Sequence[str], k: int,
+                        hidden: Sequence[Container[int]] | None = None,
                         show_progress: bool | None = None) -> list[CandidateList]:
     """The retriever's top ``k`` for each annotated mention, with the gold's position (``k`` = not there).
 
-    The linker's index must not hold these mentions themselves as names (mine train mentions
-    against the ontology alone), or every list would start with a trivial exact match.
+    A mention must not find itself: mine against an index without these mentions as names (the
+    ontology alone), or pass ``hidden[i]``, the index positions mention ``i`` may not return (e.g.
+    the names that only its own document contributed: leave-one-document-out).
     """
     texts = [linker.index.normalizer(m) for m in mentions]
-    plain = Linker(linker.index, replace(linker.policy, reranker=None, calibration=None))  # the raw retriever
-    results = plain.link(texts, k=k, threshold=-np.inf, show_progress=show_progress)
-    return [CandidateList(text, [c.name for c in cands], [c.score for c in cands], _gold_position(cands, g),
-                          [c.concept_id for c in cands])
-            for text, g, cands in zip(texts, gold, results) if text]
+    return _lists(linker, texts, gold, k, hidden, show_progress)
 
 
 def lists_from_synonyms(linker: Linker, k: int, n: int | None = None, seed: int = 0,
@@ -53,22 +60,4 @@ def lists_from_synonyms(linker: Linker, k: int, n: int | None = None, seed: int 
     if n is not None and len(picks) > n:
         picks = [picks[i] for i in sorted(rng.choice(len(picks), n, replace=False))]
     texts = [index.texts[p] for p in picks] if hasattr(index, "texts") else [index.names[p] for p in picks]
-    queries = index.prepare(texts, show_progress=show_progress)
-    fetch = min(len(index), max(4 * k, k + 16))
-    scores, positions = linker._search(queries, fetch, linker.policy)
-    out = []
-    for text, own, s_row, p_row in zip(texts, picks, scores, positions):
-        best: dict[str, Candidate] = {}
-        for score, pos in zip(s_row, p_row):
-            if pos < 0 or pos == own:
-                continue
-            cid = index.concept_ids[pos]
-            if cid not in best:
-                best[cid] = Candidate(cid, index.names[pos], float(score))
-                if len(best) == k:
-                    break
-        cands = list(best.values())
-        gold = index.concept_ids[own]
-        out.append(CandidateList(text, [c.name for c in cands], [c.score for c in cands],
-                                 _gold_position(cands, gold), [c.concept_id for c in cands]))
-    return out
+    return _lists(linker, texts, [index.concept_ids[p] for p in picks], k, [{p} for p in picks], show_progress)
