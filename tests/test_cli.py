@@ -249,3 +249,78 @@ def test_train_reranker_from_a_corpus_or_the_ontology_then_index_and_link(tiny_m
     scores = [c["score"] for c in line["candidates"]]
     assert len(scores) == 3 and all(0 <= s <= 1 for s in scores) and sum(scores) <= 1 + 1e-5  # probabilities
     assert [c["concept_id"] for c in line["candidates"]] == [c.concept_id for c in linker.link("heart attack", k=3)]
+
+
+def test_annotate_contract_for_each_input_format(index_dir, tmp_path, capsys):
+    text_in = tmp_path / "notes.txt"
+    text_in.write_text("Asthma and a heart attack.\n\nSeizures (fits) again.\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["-q", "annotate", "--index", str(index_dir), "--input", str(text_in), "--output", str(out),
+                 "--detector", "exact"]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in records] == ["1", "2", "3"] and records[1]["entities"] == []
+    assert all(set(r) == {"id", "entities"} for r in records)
+    first = records[0]["entities"]
+    assert [(e["start"], e["end"], e["text"], e["concept_id"]) for e in first] == \
+        [(0, 6, "Asthma", "D001249"), (13, 25, "heart attack", "D009203")]
+    assert all(set(e) == {"start", "end", "text", "concept_id", "score"} for r in records for e in r["entities"])
+    assert isinstance(first[0]["score"], float)
+
+    jsonl_in = tmp_path / "docs.jsonl"
+    jsonl_in.write_text(json.dumps({"id": "n1", "text": "Asthma and a heart attack."}) + "\n\n"
+                        + json.dumps({"id": "n2", "text": "fits"}) + "\n")
+    out2 = tmp_path / "out2.jsonl"
+    assert main(["-q", "annotate", "--index", str(index_dir), "--input", str(jsonl_in), "--input-format", "jsonl",
+                 "--output", str(out2), "--detector", "exact"]) == 0
+    again = [json.loads(line) for line in out2.read_text().splitlines()]
+    assert [r["id"] for r in again] == ["n1", "n2"] and again[0]["entities"] == first
+
+    pubtator_in = _pubtator(tmp_path / "in.pubtator", [("77", "Asthma and a heart attack.", "Fits.", [])])
+    out3 = tmp_path / "out3.txt"
+    assert main(["-q", "annotate", "--index", str(index_dir), "--input", str(pubtator_in), "--input-format",
+                 "pubtator", "--output", str(out3), "--format", "pubtator", "--detector", "exact"]) == 0
+    from entitylink.text.pubtator import read_pubtator
+
+    (doc,) = read_pubtator(out3)  # our PubTator output reads back, offsets checked against the text
+    assert doc.pmid == "77" and [(m.start, m.end, m.ids) for m in doc.mentions] == \
+        [(0, 6, "D001249"), (13, 25, "D009203"), (27, 31, "D012640")]
+
+
+def test_annotate_bad_input_is_one_clear_line_and_keeps_what_was_written(index_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "a", "text": "asthma"}) + "\n" + json.dumps({"id": "b", "txt": "x"}) + "\n")
+    out = tmp_path / "out.jsonl"
+    out.write_text("an earlier result\n")
+    assert main(["-q", "annotate", "--index", str(index_dir), "--input", str(bad), "--input-format", "jsonl",
+                 "--output", str(out), "--batch-size", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:2" in err and 'no string "text"' in err and "Traceback" not in err
+    assert out.read_text() == "an earlier result\n"  # never half-replaced
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("asthma\ncaf\xe9 fits\n".encode("latin-1"))
+    assert main(["-q", "annotate", "--index", str(index_dir), "--input", str(latin), "--output", str(out)]) == 2
+    assert f"{latin}:2" in capsys.readouterr().err and "not valid UTF-8" not in out.read_text()
+    offsets = tmp_path / "offsets.txt"
+    offsets.write_text("1|t|Asthma.\n1|a|Fits.\n1\t0\t6\tAsthmx\tDisease\tD001249\n\n")
+    assert main(["-q", "annotate", "--index", str(index_dir), "--input", str(offsets), "--input-format", "pubtator",
+                 "--output", str(out)]) == 2
+    assert f"{offsets}:3" in capsys.readouterr().err
+    assert main(["-q", "annotate", "--index", str(index_dir), "--input", str(out), "--output", str(out)]) == 2
+    assert "would overwrite --input" in capsys.readouterr().err
+
+
+def test_evaluate_docs_scores_annotation_against_a_corpus(index_dir, tmp_path, capsys):
+    corpus = _pubtator(tmp_path / "gold.txt", [
+        ("1", "Asthma and a heart attack.", "Fits were rare.",
+         [("Asthma", "D001249"), ("heart attack", "D009203"), ("Fits", "D012640")]),
+        ("2", "No disease here.", "Nor here.", []),
+    ])
+    figures = tmp_path / "e2e.json"
+    assert main(["-q", "evaluate-docs", "--index", str(index_dir), "--corpus", f"pubtator:{corpus}",
+                 "--detector", "exact", "--json", str(figures)]) == 0
+    out = capsys.readouterr().out
+    assert "document\tP 1.0000\tR 1.0000\tF1 1.0000" in out and "documents\t2" in out
+    result = json.loads(figures.read_text())
+    assert result["mention_strict"] == {"p": 1.0, "r": 1.0, "f1": 1.0, "tp": 3, "fp": 0, "fn": 0}
+    assert main(["-q", "evaluate-docs", "--index", str(index_dir), "--corpus", str(corpus)]) == 2
+    assert "--corpus must be pubtator:FILE" in capsys.readouterr().err

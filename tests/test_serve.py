@@ -17,7 +17,8 @@ import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from entitylink import DictionaryIndex, Linker, Ontology  # noqa: E402
-from entitylink.apps.serve import ServiceSettings, create_app, dictionary_pipeline  # noqa: E402
+from entitylink.apps.serve import ServiceSettings, create_app  # noqa: E402
+from entitylink.link.annotate import Annotator  # noqa: E402
 
 ONTOLOGY = Ontology.from_pairs([
     ("D009203", "Heart attack"), ("D009203", "Myocardial infarction"), ("D006973", "High blood pressure"),
@@ -32,7 +33,8 @@ def linker(tiny_encoder):
 
 @pytest.fixture
 def client(linker):
-    app = create_app(linker, dictionary_pipeline(linker), ServiceSettings(max_mentions=10, max_text_length=500))
+    app = create_app(linker, settings=ServiceSettings(max_mentions=10, max_text_length=500),
+                     annotator=Annotator(linker, detector="exact"))
     with TestClient(app) as client:
         yield client
 
@@ -64,6 +66,11 @@ def test_annotate_finds_and_links_dictionary_names(client):
     ]
     assert all(text[e["start"]:e["end"]] == e["text"] for e in entities)
     assert entities[0]["candidates"][0]["name"] == "Short stature"
+    assert all(e["concept_id"] == e["kb_id"] and e["source"] == "exact" for e in entities)
+    assert all(len(e["candidates"]) <= 3 for e in entities)
+    # the same entities as the Python Annotator
+    expected = Annotator(client.app.state.linker, detector="exact").annotate_one(text)
+    assert [(e["start"], e["end"], e["kb_id"]) for e in entities] == [(e.start, e.end, e.concept_id) for e in expected]
 
 
 @pytest.mark.parametrize(
@@ -92,7 +99,7 @@ def test_bad_requests_get_a_clear_json_error(client, path, body, status, message
 def test_annotate_without_pipeline(linker):
     with TestClient(create_app(linker)) as client:
         response = client.post("/annotate", json={"text": "heart attack"})
-        assert response.status_code == 503 and "no spaCy pipeline" in response.json()["error"]
+        assert response.status_code == 503 and "no mention detector" in response.json()["error"]
 
 
 def test_concurrent_requests_share_encoder_calls(linker):

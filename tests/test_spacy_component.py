@@ -174,3 +174,28 @@ def test_uses_scispacy_abbreviation_detector_when_present(index_dir):
     doc = nlp(ABSTRACT)
     assert doc._.abbreviations
     assert all(e.kb_id_ == "D013167" for e in doc.ents if e.text == "AS")
+
+
+def test_a_blank_pipeline_finds_the_mentions_itself(index_dir, tmp_path):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entitylink", config={"index": str(index_dir), "precision": "fp32", "detect": "exact"})
+    doc = nlp(ABSTRACT)
+    found = [(e.text, e.label_, e.kb_id_) for e in doc.ents]
+    assert ("Ankylosing spondylitis", "ENTITY", "D013167") in found and ("heart attack", "ENTITY", "D009203") in found
+    assert ("AS", "ENTITY", "D013167") in found  # a short form defined in the text, linked as its long form
+    assert all(e._.kb_ents and e._.kb_ents[0][0] == e.kb_id_ for e in doc.ents)
+    nlp.to_disk(tmp_path / "pipeline")  # the detect setting is saved with the component
+    again = spacy.load(tmp_path / "pipeline")
+    assert [(e.text, e.kb_id_) for e in again(ABSTRACT).ents] == [(t, k) for t, _, k in found]
+
+
+def test_detection_adds_to_an_upstream_ner_without_overlapping_it(index_dir):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns([{"label": "DISEASE", "pattern": "a heart attack"}])
+    nlp.add_pipe("entitylink", config={"index": str(index_dir), "precision": "fp32", "detect": "exact"})
+    doc = nlp(ABSTRACT)
+    labels = {e.text: e.label_ for e in doc.ents}
+    assert labels["a heart attack"] == "DISEASE" and "heart attack" not in labels  # the upstream span stays
+    assert labels["high blood pressure"] == "ENTITY"
+    with pytest.raises(ValueError, match="detect must be one of"):
+        make_nlp(index_dir, detect="magic")

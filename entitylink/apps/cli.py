@@ -15,7 +15,13 @@ from pathlib import Path
 from .._version import __version__
 from ..errors import EntityLinkError
 from ..index.search import KINDS, SearchSpec
-from ..link.policy import ABBREVIATIONS, LinkingPolicy
+from ..link.policy import (
+    ABBREVIATIONS,
+    DEFAULT_DETECT_THRESHOLD,
+    DEFAULT_MAX_TOKENS,
+    DETECTOR_NAMES,
+    LinkingPolicy,
+)
 from ..model.defaults import (
     DEFAULT_MAX_LENGTH,
     DEFAULT_MODEL,
@@ -27,6 +33,7 @@ from ..model.defaults import (
     TrainingConfig,
 )
 from ..ontology.obo import SYNONYM_SCOPES
+from ..text.documents import INPUT_FORMATS
 from .settings import ServiceSettings
 
 EPILOG = """examples:
@@ -125,6 +132,133 @@ def _add_policy_options(parser: argparse.ArgumentParser, saved: bool) -> None:
                             + (" (copied into the index)" if saved else ""))
     group.add_argument("--rerank-k", type=_positive, default=default.rerank_k if saved else None,
                        help="candidates the reranker reads" + tell(default.rerank_k))
+
+
+def _add_detection_options(parser: argparse.ArgumentParser, max_tokens: bool = True) -> None:
+    group = parser.add_argument_group("mention detection")
+    group.add_argument("--detector", choices=[d for d in DETECTOR_NAMES if d != "tagger"], default="dictionary",
+                       help="without --tagger: 'dictionary' = names verbatim + approximate windows scored by the "
+                            "linker, 'exact' = names verbatim only (default dictionary)")
+    group.add_argument("--detect-threshold", type=float, default=DEFAULT_DETECT_THRESHOLD, metavar="T",
+                       help="keep an approximate or tagged span whose top concept scores at least T "
+                            f"(default {DEFAULT_DETECT_THRESHOLD}, chosen on NCBI-disease dev)")
+    if max_tokens:
+        group.add_argument("--max-tokens", type=_positive, default=DEFAULT_MAX_TOKENS,
+                           help=f"longest approximate window in tokens (default {DEFAULT_MAX_TOKENS})")
+
+
+def _annotator(args: argparse.Namespace):
+    from ..link.annotate import Annotator
+    from ..link.linker import Linker
+
+    linker = Linker.load(args.index, **_encoder_kwargs(args))
+    tagger = None
+    if args.tagger is not None:
+        from ..model.tagger import Tagger
+
+        tagger = Tagger(args.tagger, **_encoder_kwargs(args))
+    return Annotator(linker, detector="tagger" if tagger is not None else args.detector, tagger=tagger,
+                     threshold=args.detect_threshold, max_tokens=args.max_tokens)
+
+
+def cmd_annotate(args: argparse.Namespace) -> None:
+    import os
+
+    from tqdm.auto import tqdm
+
+    from .._io import atomic_write_text
+    from ..model.distributed import context
+    from ..text.documents import read_documents
+
+    if Path(args.output).resolve() == Path(args.input).resolve():
+        raise EntityLinkError(f"--output {args.output} would overwrite --input")
+    annotator = _annotator(args)
+    ctx = context(annotator.linker.index.encoder.device)
+    output = Path(args.output)
+    partial = output.with_name(output.name + (f".part-{ctx.rank}" if ctx.active else ".partial"))
+    documents = ((doc_id, text) for i, (doc_id, text) in enumerate(read_documents(args.input, args.input_format))
+                 if i % ctx.world == ctx.rank)  # under torchrun each rank takes every world-th document
+    written = 0
+    with open(partial, "w", encoding="utf-8") as handle, \
+            tqdm(unit="doc", desc="annotating", disable=not ctx.is_main or args.quiet) as bar:
+        ids: list[str] = []
+        texts: list[str] = []
+
+        def stream():
+            for doc_id, text in documents:
+                ids.append(doc_id)
+                texts.append(text)
+                yield text
+
+        try:
+            for entities in annotator.annotate(stream()):
+                doc_id, text = ids.pop(0), texts.pop(0)
+                handle.write(_format_document(args.format, doc_id, text, entities, args.candidates))
+                written += 1
+                bar.update(ctx.world)
+        except (EntityLinkError, ValueError) as err:
+            handle.flush()
+            raise EntityLinkError(f"{err} ({written} document(s) before it are kept in {partial})") from None
+    if not ctx.active:
+        os.replace(partial, output)
+    else:
+        ctx.barrier()
+        if ctx.is_main:
+            parts = [output.with_name(f"{output.name}.part-{r}") for r in range(ctx.world)]
+            blocks = [list(_blocks(part.read_text(encoding="utf-8"), args.format)) for part in parts]
+            order = [blocks[i % ctx.world][i // ctx.world] for i in range(sum(map(len, blocks)))]
+            atomic_write_text(output, "".join(order))
+            for part in parts:
+                part.unlink()
+        ctx.barrier()
+    if ctx.is_main:
+        print(f"wrote {output}", file=sys.stderr)
+
+
+def cmd_evaluate_docs(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
+    from .._io import atomic_write_text
+    from ..link.doc_evaluation import score_documents
+    from ..text.pubtator import read_pubtator
+
+    kind, sep, path = args.corpus.partition(":")
+    if not sep or kind.lower() != "pubtator" or not path:
+        raise EntityLinkError(f"--corpus must be pubtator:FILE, not {args.corpus!r}")
+    documents = read_pubtator(path)
+    if not documents:
+        raise EntityLinkError(f"{path}: no documents")
+    annotator = _annotator(args)
+    found = list(tqdm(annotator.annotate(d.text for d in documents), total=len(documents), unit="doc",
+                      desc="annotating", disable=args.quiet))
+    gold = [[(m.start, m.end, m.ids) for m in d.mentions] for d in documents]
+    scores = score_documents(gold, [[(e.start, e.end, e.concept_id) for e in doc] for doc in found])
+    for level, figures in scores.items():
+        print(f"{level}\tP {figures['p']:.4f}\tR {figures['r']:.4f}\tF1 {figures['f1']:.4f}")
+    print(f"documents\t{len(documents)}")
+    if args.json:
+        atomic_write_text(args.json, json.dumps({**scores, "documents": len(documents)}, indent=2))
+    if args.output:
+        atomic_write_text(args.output, "".join(_format_document("jsonl", d.pmid, d.text, doc, False)
+                                               for d, doc in zip(documents, found)))
+
+
+def _format_document(fmt: str, doc_id: str, text: str, entities, candidates: bool) -> str:
+    if fmt == "jsonl":
+        record = {"id": doc_id, "entities": [e.to_dict(candidates=candidates) for e in entities]}
+        return json.dumps(record, ensure_ascii=False) + "\n"
+    lines = [f"{doc_id}|t|{text}", f"{doc_id}|a|"]
+    lines += [f"{doc_id}\t{e.start}\t{e.end}\t{e.text}\tEntity\t{e.concept_id}" for e in entities]
+    return "\n".join(lines) + "\n\n"
+
+
+def _blocks(content: str, fmt: str):
+    """The per-document blocks of a written part, in order (a line of JSONL; a PubTator block)."""
+    if fmt == "jsonl":
+        yield from content.splitlines(keepends=True)
+    else:
+        for block in content.split("\n\n")[:-1]:
+            yield block + "\n\n"
 
 
 def _policy_overrides(args: argparse.Namespace) -> dict:
@@ -239,6 +373,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_policy_options(p, saved=False)
     _add_encoder_options(p, model=False)
 
+    p = sub.add_parser("annotate", help="find the mentions of documents and link them",
+                       description="Find every mention in each document (from the index's ontology alone, or with "
+                                   "a trained tagger) and link it; writes one JSONL line per document, "
+                                   '{"id", "entities": [{"start", "end", "text", "concept_id", "score"}]}, '
+                                   "with character offsets into the document's text.")
+    p.add_argument("--index", required=True, type=Path, help="index directory made by 'entitylink index'")
+    p.add_argument("--tagger", type=Path, default=None, metavar="DIR",
+                   help="a tagger from 'entitylink train-tagger' that finds the mentions (default: detection "
+                        "from the ontology alone)")
+    p.add_argument("--input", required=True, help="documents: a text file (one per line), JSONL or PubTator")
+    p.add_argument("--output", required=True, help="where to write the annotations")
+    p.add_argument("--input-format", choices=INPUT_FORMATS, default="text",
+                   help="text: one document per line, id = line number; jsonl: {\"id\", \"text\"} per line; "
+                        "pubtator: title + ' ' + abstract (default text)")
+    p.add_argument("--format", choices=["jsonl", "pubtator"], default="jsonl", help="output format (default jsonl)")
+    _add_detection_options(p)
+    p.add_argument("--candidates", action="store_true", help="also write each entity's candidate concepts (JSONL)")
+    _add_encoder_options(p, model=False)
+
+    p = sub.add_parser("evaluate-docs", help="end-to-end P/R/F1 of annotation on an annotated corpus",
+                       description="Annotate the documents of a PubTator corpus and score the result against its "
+                                   "annotations: document level (each document's set of concept ids, as DNorm and "
+                                   "TaggerOne count), mentions strict (same span and id) and relaxed (overlap, id).")
+    p.add_argument("--index", required=True, type=Path)
+    p.add_argument("--corpus", required=True, metavar="pubtator:FILE", help="annotated documents (PubTator)")
+    p.add_argument("--tagger", type=Path, default=None, metavar="DIR", help="find mentions with this tagger")
+    _add_detection_options(p)
+    p.add_argument("--json", type=Path, default=None, help="write the figures as JSON")
+    p.add_argument("--output", type=Path, default=None, help="also write the annotations (JSONL)")
+    _add_encoder_options(p, model=False)
+
     p = sub.add_parser("evaluate", help="accuracy@k of an index on mention<TAB>concept_id queries or a corpus",
                        description="Link the mentions of a TSV file (mention<TAB>gold id), or of an annotated "
                                    "corpus, and report accuracy@k.")
@@ -278,7 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and OpenAPI docs at /docs.")
     p.add_argument("--index", required=True, type=Path)
     p.add_argument("--pipeline", type=Path, default=None,
-                   help="spaCy pipeline for /annotate (default: case-insensitive matching of dictionary names)")
+                   help="spaCy pipeline for /annotate (default: entitylink's own detection, see --detector)")
+    _add_detection_options(p, max_tokens=False)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     _add_policy_options(p, saved=False)
@@ -574,7 +740,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings = ServiceSettings(max_mentions=args.max_mentions, max_text_length=args.max_text_length,
                                batch_window_ms=args.batch_window_ms, micro_batching=not args.no_micro_batching)
     serve(args.index, pipeline=args.pipeline, host=args.host, port=args.port, settings=settings,
-          precision=args.precision, **_policy_overrides(args))
+          precision=args.precision, detector=args.detector, detect_threshold=args.detect_threshold,
+          **_policy_overrides(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -586,6 +753,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 COMMANDS = {
     "train": cmd_train, "train-reranker": cmd_train_reranker, "index": cmd_index, "link": cmd_link,
+    "annotate": cmd_annotate, "evaluate-docs": cmd_evaluate_docs,
     "evaluate": cmd_evaluate, "calibrate": cmd_calibrate, "info": cmd_info, "serve": cmd_serve, "demo": cmd_demo,
 }
 

@@ -122,24 +122,6 @@ class MicroBatcher:
                     future.set_result(part)
 
 
-def dictionary_pipeline(names, min_length: int = 3, max_patterns: int = 200_000):
-    """A spaCy pipeline that finds dictionary names in text (phrase matching, case-insensitive).
-
-    ``names`` are the names to find (a :class:`Linker`'s index names when given a linker); the
-    pipeline only detects spans, the service links them.
-    """
-    require("spacy", "/annotate without --pipeline", "pip install 'entitylink[serve]'")
-    import spacy
-
-    if isinstance(names, Linker):
-        names = names.index.names
-    nlp = spacy.blank("en")
-    ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER"})
-    patterns = sorted({n for n in names if len(n) >= min_length})[:max_patterns]
-    ruler.add_patterns([{"label": "CONCEPT", "pattern": name} for name in patterns])
-    return nlp
-
-
 def _linking_components(nlp) -> list[str]:
     """Names of entitylink components in a pipeline: the service links itself, so they are skipped."""
     from .spacy_component import EntityLinkerComponent
@@ -147,11 +129,12 @@ def _linking_components(nlp) -> list[str]:
     return [name for name, component in nlp.pipeline if isinstance(component, EntityLinkerComponent)]
 
 
-def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None) -> FastAPI:
-    """The FastAPI application linking with ``linker`` (and annotating with ``nlp`` if given)."""
+def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None, annotator=None) -> FastAPI:
+    """The FastAPI application linking with ``linker``; ``/annotate`` finds mentions with the spaCy pipeline
+    ``nlp`` if given, else with ``annotator`` (an :class:`~entitylink.link.annotate.Annotator`)."""
     settings = settings or ServiceSettings()
     batcher = MicroBatcher(linker, settings.batch_window_ms, settings.max_batch)
-    state: dict[str, Any] = {"nlp": nlp, "started": time.time(), "requests": 0,
+    state: dict[str, Any] = {"nlp": nlp, "annotator": annotator, "started": time.time(), "requests": 0,
                              "skip": _linking_components(nlp) if nlp is not None else []}
 
     async def lifespan(app: FastAPI):
@@ -164,6 +147,7 @@ def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None
                   description="Biomedical entity linking: mentions or free text to ontology concept ids.")
     app.state.batcher = batcher
     app.state.settings = settings
+    app.state.linker = linker
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, err: ServiceError):
@@ -204,11 +188,19 @@ def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None
     @app.post("/annotate", summary="Entities of a text, each with its top-k concepts")
     async def annotate_endpoint(request: AnnotateRequest) -> dict:
         k = resolve_k(request.k)
-        if state["nlp"] is None:
-            raise ServiceError(503, "no spaCy pipeline: start the server with --pipeline, or use /link")
+        if state["nlp"] is None and state["annotator"] is None:
+            raise ServiceError(503, "no mention detector: start the server with --pipeline or the dictionary "
+                                    "detector, or use /link")
         if len(request.text) > settings.max_text_length:
             raise ServiceError(413, f"text longer than {settings.max_text_length} characters ({len(request.text)})")
         state["requests"] += 1
+        if state["nlp"] is None:
+            found = await asyncio.to_thread(state["annotator"].annotate_one, request.text)
+            return {"text": request.text, "entities": [{
+                "start": e.start, "end": e.end, "text": e.text, "label": "ENTITY", "kb_id": e.concept_id,
+                "concept_id": e.concept_id, "score": e.score, "source": e.source,
+                "candidates": [c._asdict() for c in e.candidates[:k]],
+            } for e in found]}
         doc = await asyncio.to_thread(state["nlp"], request.text, disable=state["skip"])
         ents = list(doc.ents)
         results = await link([ent.text for ent in ents], k, [request.text] * len(ents)) if ents else []
@@ -229,7 +221,8 @@ def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None
         return {
             "entitylink": __version__, "model": meta.get("encoder", {}), "entries": len(linker.index),
             "concept_ids": meta.get("n_concepts"), "ontology": meta.get("ontology"), "built": meta.get("built"),
-            "normalizer": linker.index.normalizer.to_dict(), "annotate": state["nlp"] is not None,
+            "normalizer": linker.index.normalizer.to_dict(),
+            "annotate": state["nlp"] is not None or state["annotator"] is not None,
             "policy": linker.policy.to_dict(),
             "limits": {"max_mentions": settings.max_mentions, "max_text_length": settings.max_text_length,
                        "max_k": settings.max_k},
@@ -246,21 +239,27 @@ def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None
 
 def serve(index: str | Path, *, pipeline: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000,
           settings: ServiceSettings | None = None, precision: str = DEFAULT_PRECISION,
-          dictionary_ner: bool = True, **policy: Any) -> None:
+          detector: str | None = "dictionary", detect_threshold: float | None = None, **policy: Any) -> None:
     """Load the index (and pipeline) and run the service with uvicorn until SIGINT/SIGTERM.
 
     ``policy`` settings (``k``, ``threshold``, ``abbreviations``) override those saved with the index.
+    ``/annotate`` runs ``pipeline`` (a spaCy pipeline directory) if given, else the :class:`Annotator`'s
+    ``detector`` (``"dictionary"``, ``"exact"``; ``None``: no ``/annotate``).
     """
     require("uvicorn", "entitylink serve", "pip install 'entitylink[serve]'")
     import uvicorn
 
     linker = Linker.load(index, precision=precision, **policy)
-    nlp = None
+    nlp, annotator = None, None
     if pipeline:
         import spacy
 
         nlp = spacy.load(pipeline)
-    elif dictionary_ner:
-        nlp = dictionary_pipeline(linker)
-    app = create_app(linker, nlp, settings)
+    elif detector is not None:
+        from ..link.annotate import Annotator
+        from ..link.policy import DEFAULT_DETECT_THRESHOLD
+
+        annotator = Annotator(linker, detector=detector,
+                              threshold=DEFAULT_DETECT_THRESHOLD if detect_threshold is None else detect_threshold)
+    app = create_app(linker, nlp, settings, annotator=annotator)
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)

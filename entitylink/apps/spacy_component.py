@@ -7,6 +7,12 @@
     doc.ents[0]._.kb_ents                            # [("HP:0001658", 0.98), ...]
     doc.ents[0].kb_id_                               # "HP:0001658"
 
+Without an upstream NER the component finds the mentions itself: ``config={"index": ..., "detect":
+"dictionary"}`` (names verbatim plus approximate windows scored by the linker, from the ontology alone)
+or ``"exact"`` (names verbatim); found entities are added where they do not overlap an upstream one,
+with label ``config["label"]`` (default ``ENTITY``). ``"detect": "none"`` (the default) links the
+upstream entities only.
+
 Like scispacy's ``EntityLinker``: ``Span._.kb_ents`` holds (concept id, score) pairs, best first;
 ``ent.kb_id_`` is the best one (an entity left with no candidate gets none: a NIL decision). What is
 linked and kept follows the index's :class:`~entitylink.link.policy.LinkingPolicy` (``k``,
@@ -35,7 +41,9 @@ from ..link.linker import Candidate, Linker  # noqa: E402
 from ..model.defaults import DEFAULT_MODEL, DEFAULT_PRECISION  # noqa: E402
 
 CONFIG_FILE = "entitylink_component.json"
-_SETTINGS = ("k", "threshold", "abbreviations", "sparse_weight", "set_kb_id", "batch_size", "precision")
+_SETTINGS = ("k", "threshold", "abbreviations", "sparse_weight", "set_kb_id", "batch_size", "precision", "detect",
+             "detect_threshold", "label")
+DETECT = ("none", "dictionary", "exact")
 
 if not Span.has_extension("kb_ents"):
     Span.set_extension("kb_ents", default=[])
@@ -57,8 +65,16 @@ class EntityLinkerComponent:
         set_kb_id: bool = True,
         batch_size: int | None = None,
         precision: str = DEFAULT_PRECISION,
+        detect: str = "none",
+        detect_threshold: float | None = None,
+        label: str = "ENTITY",
     ):
         from ..link.policy import LinkingPolicy
+
+        if detect not in DETECT:
+            raise ValueError(f"detect must be one of {DETECT}, not {detect!r}")
+        self.detect, self.detect_threshold, self.label = detect, detect_threshold, label
+        self._annotator = None
 
         LinkingPolicy().override(k=k, threshold=threshold, abbreviations=abbreviations,
                                  sparse_weight=sparse_weight)  # fail early on bad values
@@ -92,6 +108,18 @@ class EntityLinkerComponent:
         if encoder is not None and self.batch_size is not None:
             encoder.batch_size = self.batch_size
         self._linker = linker
+        self._annotator = None
+
+    @property
+    def annotator(self):
+        """The detector-and-linker that finds mentions (``detect`` other than ``"none"``)."""
+        if self._annotator is None:
+            from ..link.annotate import Annotator
+            from ..link.policy import DEFAULT_DETECT_THRESHOLD
+
+            threshold = DEFAULT_DETECT_THRESHOLD if self.detect_threshold is None else self.detect_threshold
+            self._annotator = Annotator(self.linker, detector=self.detect, threshold=threshold)
+        return self._annotator
 
     # ---------------------------------------------------------------- processing
     def __call__(self, doc: Doc) -> Doc:
@@ -114,6 +142,29 @@ class EntityLinkerComponent:
         return [ent.text for ent in doc.ents], [doc.text] * len(doc.ents)
 
     def _link(self, docs: list[Doc]) -> list[Doc]:
+        self._link_upstream(docs)
+        if self.detect != "none":
+            self._detect(docs)
+        return docs
+
+    def _detect(self, docs: list[Doc]) -> None:
+        """Add the mentions the annotator finds where no entity is yet."""
+        for doc, entities in zip(docs, self.annotator.annotate([doc.text for doc in docs])):
+            found, candidates = [], {}
+            for e in entities:
+                span = doc.char_span(e.start, e.end, label=self.label,
+                                     kb_id=e.concept_id if self.set_kb_id else "", alignment_mode="expand")
+                if span is not None and not any(span.start < o.end and o.start < span.end for o in doc.ents):
+                    if not any(span.start < o.end and o.start < span.end for o in found):
+                        found.append(span)
+                        candidates[(span.start, span.end)] = [(c.concept_id, c.score) for c in e.candidates]
+            if found:
+                doc.ents = sorted([*doc.ents, *found], key=lambda s: s.start)
+                for ent in doc.ents:
+                    if (ent.start, ent.end) in candidates:
+                        ent._.kb_ents = candidates[(ent.start, ent.end)]
+
+    def _link_upstream(self, docs: list[Doc]) -> list[Doc]:
         mentions, contexts, owners = [], [], []
         for d, doc in enumerate(docs):
             texts, where = self._mentions(doc) if doc.ents else ([], [])
@@ -212,16 +263,19 @@ class EntityLinkerComponent:
     "entitylink",
     default_config={
         "index": None, "k": None, "threshold": None, "abbreviations": None, "sparse_weight": None,
-        "set_kb_id": True, "batch_size": None, "precision": DEFAULT_PRECISION,
+        "set_kb_id": True, "batch_size": None, "precision": DEFAULT_PRECISION, "detect": "none",
+        "detect_threshold": None, "label": "ENTITY",
     },
     assigns=["span._.kb_ents", "token.ent_kb_id"],
 )
 def make_entity_linker(
     nlp: Language, name: str, index: str | None, k: int | None, threshold: float | None,
     abbreviations: str | None, sparse_weight: float | None, set_kb_id: bool, batch_size: int | None, precision: str,
+    detect: str, detect_threshold: float | None, label: str,
 ) -> EntityLinkerComponent:
     """spaCy factory for :class:`EntityLinkerComponent` (``nlp.add_pipe("entitylink", config=...)``)."""
     return EntityLinkerComponent(
         nlp, name, index=index, k=k, threshold=threshold, abbreviations=abbreviations, sparse_weight=sparse_weight,
-        set_kb_id=set_kb_id, batch_size=batch_size, precision=precision,
+        set_kb_id=set_kb_id, batch_size=batch_size, precision=precision, detect=detect,
+        detect_threshold=detect_threshold, label=label,
     )

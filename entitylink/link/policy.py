@@ -16,6 +16,15 @@ from ..errors import DataFormatError
 from ..text.abbreviations import DETECTORS
 
 POLICY_FILE = "policy.json"
+
+# Document annotation (entitylink.link.annotate): how mentions are found before they are linked.
+DetectorName = Literal["dictionary", "exact", "tagger"]
+DETECTOR_NAMES = ("dictionary", "exact", "tagger")
+DEFAULT_DETECT_THRESHOLD = 0.95  # chosen on NCBI-disease dev with the packaged MiniLM (benchmarks/annotate.py)
+DEFAULT_MAX_TOKENS = 6  # the longest approximate window
+MAX_EXACT_TOKENS = 12  # the longest window matched verbatim
+DEFAULT_BATCH_SIZE = 32  # documents (or pieces) linked together
+DEFAULT_MAX_CHARS = 20_000  # longer documents are cut at sentence ends
 Abbreviations = Literal["schwartz-hearst", "scispacy", "off"]
 ABBREVIATIONS = (*DETECTORS, "off")
 

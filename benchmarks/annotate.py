@@ -1,0 +1,125 @@
+"""End-to-end annotation of NCBI-disease abstracts: find the disease mentions, link them, count (issue 19).
+
+    python -m benchmarks.annotate --data ../shared/data --out benchmarks/results/annotate
+
+writes ``OUT/results.json``:
+``{system: {"document": {"p","r","f1"}, "mention_strict": {...}, "mention_relaxed": {...}, "docs_per_s": ...}}``
+on the NCBI-disease test split (every setting chosen on dev), and ``OUT/results_full.json`` (the dev
+sweeps, counts, provenance). The dictionary is MEDIC alone, so the ontology-only rows use no annotated
+text at all. Published rows are marked "[published]". The index is saved under ``OUT/index-medic``
+(git-ignored), so that each row can be reproduced with ``entitylink annotate`` / ``evaluate-docs``.
+
+Counting (see ``entitylink.link.doc_evaluation``): document = micro P/R/F1 over each abstract's set of
+concept ids (DNorm/TaggerOne); mention_strict = same span and id; mention_relaxed = overlap and id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from benchmarks._record import markdown_table, write_record
+from benchmarks.ncbi_disease import SPLITS, EncodingCache
+from entitylink import DictionaryIndex, Encoder, Linker, LinkingPolicy, Ontology
+from entitylink._io import atomic_write_text
+from entitylink.link.annotate import Annotator
+from entitylink.link.doc_evaluation import score_documents
+from entitylink.text.pubtator import read_pubtator
+
+logger = logging.getLogger("benchmarks.annotate")
+
+PUBLISHED = {
+    "DNorm (Leaman et al., 2013) [published]": {"document": {"p": 0.803, "r": 0.763, "f1": 0.782}},
+    "TaggerOne (Leaman & Lu, 2016) [published]": {"document": {"f1": 0.807}},
+    "TaggerOne, PubTator Central table (Wei et al., 2019) [published]": {"document": {"f1": 0.837}},
+    "MetaMap (DNorm's baseline) [published]": {"document": {"p": 0.502, "r": 0.665, "f1": 0.572}},
+}
+THRESHOLDS = (0.85, 0.9, 0.93, 0.95, 0.97, 0.99)
+
+
+class CachedLinker:
+    """A linker whose answers are remembered, so a threshold sweep links each window once."""
+
+    def __init__(self, linker: Linker):
+        self._linker, self._memo = linker, {}
+        self.index, self.policy = linker.index, linker.policy
+
+    def link(self, texts, **kwargs):
+        missing = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        if missing:
+            self._memo.update(zip(missing, self._linker.link(missing, **kwargs)))
+        return [self._memo[t] for t in texts]
+
+
+def gold_mentions(documents) -> list[list[tuple[int, int, str]]]:
+    return [[(m.start, m.end, m.ids) for m in doc.mentions] for doc in documents]
+
+
+def run(annotator: Annotator, documents) -> tuple[dict, float, list]:
+    start = time.perf_counter()
+    entities = list(annotator.annotate([d.text for d in documents]))
+    seconds = time.perf_counter() - start
+    predicted = [[(e.start, e.end, e.concept_id) for e in doc] for doc in entities]
+    return score_documents(gold_mentions(documents), predicted), seconds, entities
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/annotate"))
+    parser.add_argument("--model", default="default", help="encoder of the MEDIC index (default: packaged MiniLM)")
+    parser.add_argument("--reuse", action="store_true", help="keep and reuse encodings under OUT/cache")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    started = time.perf_counter()
+    documents = {split: read_pubtator(args.data / "ncbi-disease" / name) for split, name in SPLITS.items()
+                 if split in ("dev", "test")}
+    medic = Ontology.load(f"medic:{args.data / 'medic' / 'medic_06Jul2012.txt'}")
+    cache = EncodingCache(args.out / "cache" if args.reuse else None)
+    encoder = cache.attach(Encoder(args.model))
+    index_dir = args.out / "index-medic"
+    Linker(DictionaryIndex.build(medic, encoder, show_progress=False), LinkingPolicy()).save(index_dir)
+    cache.save()
+
+    results: dict[str, dict] = {}
+    full: dict[str, object] = {"dev_sweep": {}, "choices_on_dev": {}}
+    fresh = Linker.load(index_dir)  # no cached encodings: its seconds are a user's
+    systems = {"exact dictionary matching (baseline)": dict(detector="exact"),
+               "ontology only: exact + approximate matching": dict(detector="dictionary")}
+    for label, options in systems.items():
+        tuned = CachedLinker(Linker(fresh.index, fresh.policy))
+        if options["detector"] == "dictionary":
+            sweep = {t: run(Annotator(tuned, threshold=t, **options), documents["dev"])[0] for t in THRESHOLDS}
+            full["dev_sweep"][label] = {str(t): s for t, s in sweep.items()}
+            options = {**options, "threshold": max(sweep, key=lambda t: sweep[t]["document"]["f1"])}
+            full["choices_on_dev"][label] = options
+            logger.info("%s: dev document F1 by threshold %s", label,
+                        {t: s["document"]["f1"] for t, s in sweep.items()})
+        scores, seconds, _ = run(Annotator(Linker(fresh.index, fresh.policy), **options), documents["test"])
+        results[label] = {**scores, "docs_per_s": round(len(documents["test"]) / seconds, 2), "settings": options}
+        logger.info("%s: test %s", label, results[label])
+    results.update(PUBLISHED)
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out / "results.json", json.dumps(results, indent=2))
+    full = write_record(args.out / "results_full.json", {
+        **full, "results": results, "index": str(index_dir), "documents": {s: len(d) for s, d in documents.items()},
+        "seconds": round(time.perf_counter() - started, 1)}, argv)
+
+    def cell(scores: dict | None, key: str) -> str:
+        return f"{scores[key]:.3f}" if scores and key in scores else ""
+
+    rows = [[label, cell(r.get("document"), "p"), cell(r.get("document"), "r"), cell(r.get("document"), "f1"),
+             cell(r.get("mention_strict"), "f1"), cell(r.get("mention_relaxed"), "f1"), r.get("docs_per_s", "")]
+            for label, r in results.items()]
+    print(markdown_table(["system", "doc P", "doc R", "doc F1", "mention strict F1", "mention relaxed F1",
+                          "abstracts/s"], rows))
+    print(f"wrote {args.out}/results.json in {full['seconds']:.0f} s ({full['machine']['cpu']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""Document annotation: find the mentions in running text and link them.
+
+Detection from the ontology alone (``detector="dictionary"``): every window of 1…``max_tokens``
+tokens inside a sentence (QuickUMLS's rules: no stop word, bare number or punctuation at either end)
+whose normalised text is a dictionary name is an *exact* match; the other windows that start and end
+with a word of the dictionary's vocabulary are linked, and kept when the top concept scores at least
+``threshold`` (the *approximate* matches: "myocardial infarct", "hearing loss in both ears"). Short
+forms defined in the document ("non-insulin-dependent diabetes (NIDDM)") are linked as their long
+forms wherever they recur. Overlapping spans are resolved by score, then length.
+``detector="exact"`` keeps the exact matches only (the string-matcher baseline). A token-classification
+tagger (:class:`~entitylink.model.tagger.Tagger`) may propose the spans instead (``detector="tagger"``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..text.abbreviations import AbbreviationFinder, expand
+from ..text.spans import Span, chunks, is_boundary_token, tokenize, windows
+from .linker import Candidate, Linker
+from .policy import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DETECT_THRESHOLD,
+    DEFAULT_MAX_CHARS,
+    DEFAULT_MAX_TOKENS,
+    DETECTOR_NAMES,
+    MAX_EXACT_TOKENS,
+    DetectorName,
+)
+
+STEM = 5  # "infarct" and "infarction" share their first five letters
+GENERIC_SHARE = 0.01  # a word in 1% of the names or more is generic on its own
+ACRONYM_CHARS = 6  # longer names in capitals are titles (OMIM's "ANIRIDIA"), matched in any case
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A linked mention: ``text[start:end]``, its best concept and score, and the other candidates."""
+
+    start: int
+    end: int
+    text: str
+    concept_id: str
+    score: float
+    candidates: tuple[Candidate, ...] = field(default=(), compare=False)
+    source: str = "dictionary"  # how it was found: exact, approximate, abbreviation, tagger
+
+    def to_dict(self, candidates: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"start": self.start, "end": self.end, "text": self.text,
+                               "concept_id": self.concept_id, "score": round(float(self.score), 6)}
+        if candidates:
+            out["candidates"] = [{"concept_id": c.concept_id, "name": c.name, "score": round(float(c.score), 6)}
+                                 for c in self.candidates]
+        return out
+
+
+def _is_acronym(name: str) -> bool:
+    """A short name in capitals ("WAS", "CORD", "G6PD"): it names a concept only when written so."""
+    letters = [c for c in name if c.isalpha()]
+    return len(letters) >= 2 and not any(c.islower() for c in letters) and len(name) <= ACRONYM_CHARS
+
+
+def _letters_digits(text: str) -> str:
+    return "".join(c for c in text if c.isalnum())
+
+
+class _Dictionary:
+    """The index's names for exact matching: normalised text → whether it is an acronym (case-sensitive)."""
+
+    def __init__(self, linker: Linker):
+        index = linker.index
+        dense = getattr(index, "dense", index)
+        names = list(dense.names)
+        texts = list(getattr(dense, "texts", None) or [index.normalizer(n) for n in names])
+        self.normalizer = index.normalizer
+        self.acronyms: dict[str, set[str]] = {}
+        self.texts: set[str] = set()
+        for name, text in zip(names, texts):
+            if _is_acronym(name) and " " not in text:
+                self.acronyms.setdefault(text, set()).add(_letters_digits(name))
+            else:
+                self.texts.add(text)
+        in_names = Counter(token for text in texts for token in set(text.split()))
+        # a word in many names is a head ("disease", "syndrome"), not a mention when alone
+        self.generic = {token for token, n in in_names.items() if n >= GENERIC_SHARE * len(texts) and n >= 20}
+        self.first_stems = {text.split()[0][:STEM] for text in texts if text}
+        self.last_stems = {text.split()[-1][:STEM] for text in texts if text}
+
+    def exact(self, text: str, normalised: str) -> bool | None:
+        """True for a dictionary name; ``None`` for an acronym's text in the wrong case ("was" for "WAS")
+        or a generic word on its own ("disease")."""
+        if normalised in self.generic:
+            return None
+        if normalised in self.texts:
+            return True
+        forms = self.acronyms.get(normalised)
+        if forms is None:
+            return False
+        return True if _letters_digits(text) in forms else None
+
+    def plausible(self, normalised: str) -> bool:
+        """Whether a window is worth linking: it begins as some name begins, and ends as some name ends."""
+        tokens = normalised.split()
+        return bool(tokens) and tokens[0][:STEM] in self.first_stems and (tokens[-1][:STEM] in self.last_stems
+                                                                          or tokens[-1].isdigit())
+
+
+@dataclass
+class _Proposal:
+    span: Span
+    query: str  # what is linked: the span with the document's short forms expanded
+    source: str
+
+
+class Annotator:
+    """Finds and links the mentions of documents.
+
+    Args:
+        linker: links the proposed spans (its policy: k, sparse weight, abbreviations detector, reranker).
+        detector: ``"dictionary"`` (exact + approximate matching, from the ontology alone), ``"exact"``
+            (dictionary names verbatim after normalisation) or ``"tagger"`` (spans from ``tagger``).
+        tagger: a :class:`~entitylink.model.tagger.Tagger` (needed by ``detector="tagger"``).
+        threshold: approximate and tagger spans are kept when their top concept scores at least this
+            (a cosine for a dense index; a probability when the index is calibrated or reranked).
+        max_tokens: the longest approximate window, in tokens.
+        batch_size: documents (or pieces of long ones) whose spans are linked together, each distinct
+            text once.
+        max_chars: longer documents are cut at sentence ends into pieces of at most this many characters
+            (a short form defined in one piece is expanded in that piece only).
+    """
+
+    def __init__(self, linker: Linker, detector: DetectorName = "dictionary", tagger: Any = None,
+                 threshold: float = DEFAULT_DETECT_THRESHOLD, max_tokens: int = DEFAULT_MAX_TOKENS,
+                 batch_size: int = DEFAULT_BATCH_SIZE, max_chars: int = DEFAULT_MAX_CHARS):
+        if detector not in DETECTOR_NAMES:
+            raise ValueError(f"detector must be one of {DETECTOR_NAMES}, not {detector!r}")
+        if detector == "tagger" and tagger is None:
+            raise ValueError("detector='tagger' needs a tagger (entitylink train-tagger)")
+        if min(max_tokens, batch_size, max_chars) < 1:
+            raise ValueError(f"max_tokens, batch_size and max_chars must be positive, got {max_tokens}, "
+                             f"{batch_size} and {max_chars}")
+        self.linker = linker
+        self.detector = detector
+        self.tagger = tagger
+        self.threshold = float(threshold)
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        self.max_chars = max_chars
+        self._dictionary = _Dictionary(linker)
+        detector_name = linker.policy.abbreviations
+        self._finder = AbbreviationFinder(detector_name) if detector_name != "off" else None
+
+    def annotate(self, texts: Iterable[str]) -> Iterator[list[Entity]]:
+        """Entities of each document, in input order, as they are ready.
+
+        Documents are read lazily and linked a batch at a time; a long document is cut at sentence ends
+        into pieces of at most ``max_chars`` characters, so memory stays flat whatever the input.
+        """
+        units: list[tuple[int, int, str]] = []  # (document number, offset, piece)
+        found: dict[int, list[Entity]] = {}
+        left: dict[int, int] = {}
+        next_doc = 0
+        for number, text in enumerate(texts):
+            pieces = chunks(text, self.max_chars)
+            found[number], left[number] = [], len(pieces)
+            for offset, piece in pieces:
+                units.append((number, offset, piece))
+                if len(units) == self.batch_size:
+                    self._run(units, found, left)
+                    units = []
+            while left.get(next_doc) == 0:
+                yield self._finish(found, left, next_doc)
+                next_doc += 1
+        if units:
+            self._run(units, found, left)
+        while next_doc in left:
+            yield self._finish(found, left, next_doc)
+            next_doc += 1
+
+    def annotate_one(self, text: str) -> list[Entity]:
+        return next(self.annotate([text]))
+
+    def _run(self, units: list[tuple[int, int, str]], found: dict[int, list[Entity]], left: dict[int, int]) -> None:
+        for (number, offset, _), entities in zip(units, self._annotate_batch([piece for _, _, piece in units])):
+            found[number] += [replace(e, start=e.start + offset, end=e.end + offset) for e in entities]
+            left[number] -= 1
+
+    @staticmethod
+    def _finish(found: dict[int, list[Entity]], left: dict[int, int], number: int) -> list[Entity]:
+        del left[number]
+        return found.pop(number)
+
+    # ---------------------------------------------------------------- internals
+    def _proposals(self, text: str) -> list[_Proposal]:
+        short_forms = self._finder.find([text]) if self._finder is not None and text.strip() else {}
+        normalise = self._dictionary.normalizer
+        out: list[_Proposal] = []
+        if self.detector == "tagger":
+            spans = self.tagger.spans(text)
+            return [_Proposal(s, expand(s.text, short_forms), "tagger") for s in spans]
+        longest = max(self.max_tokens, MAX_EXACT_TOKENS)
+        approximate = []
+        for span in windows(text, longest):
+            query = expand(span.text, short_forms) if short_forms else span.text
+            normalised = normalise(query)
+            exact = self._dictionary.exact(query, normalised)
+            if exact:
+                out.append(_Proposal(span, query, "exact"))
+            elif exact is not None and (self.detector == "dictionary" and len(tokenize(span.text)) <= self.max_tokens
+                  and self._dictionary.plausible(normalised)):
+                approximate.append(_Proposal(span, query, "approximate"))
+        # an exact match wins any overlap, so windows overlapping one need not be linked
+        exact = [p.span for p in out]
+        out += [p for p in approximate if not any(p.span.overlaps(e) for e in exact)]
+        for short, long_form in short_forms.items():  # a defined short form of any length, wherever it recurs
+            if not is_boundary_token(short):
+                continue
+            for match in re.finditer(rf"(?<![\w-]){re.escape(short)}(?![\w-])", text):
+                span = Span(match.start(), match.end(), short)
+                if len(short) < 3 or not any(p.span == span for p in out):
+                    out.append(_Proposal(span, long_form, "abbreviation"))
+        return out
+
+    def _annotate_batch(self, texts: Sequence[str]) -> list[list[Entity]]:
+        proposals = [self._proposals(text) if text else [] for text in texts]
+        queries = list(dict.fromkeys(p.query for props in proposals for p in props))
+        linked = dict(zip(queries, self.linker.link(queries, threshold=float("-inf")))) if queries else {}
+        out = []
+        for props in proposals:
+            found = []
+            for p in props:
+                candidates = linked.get(p.query) or []
+                if not candidates:
+                    continue
+                top = candidates[0]
+                if p.source != "exact" and top.score < self.threshold:
+                    continue
+                found.append(Entity(p.span.start, p.span.end, p.span.text, top.concept_id, top.score,
+                                    tuple(candidates), p.source))
+            out.append(_resolve_overlaps(found))
+        return out
+
+
+def _resolve_overlaps(entities: list[Entity]) -> list[Entity]:
+    """Keep the best of overlapping entities: exact matches first, then by score, then the longer one."""
+    ranked = sorted(entities, key=lambda e: (e.source != "exact", -round(e.score, 2), -(e.end - e.start), e.start))
+    kept: list[Entity] = []
+    for entity in ranked:
+        if all(entity.end <= k.start or k.end <= entity.start for k in kept):
+            kept.append(entity)
+    return sorted(kept, key=lambda e: (e.start, e.end))

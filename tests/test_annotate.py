@@ -1,0 +1,126 @@
+"""Document annotation: span rules, detection, abbreviations, overlaps and the end-to-end counts."""
+
+import pytest
+
+from entitylink import DictionaryIndex, Encoder, Linker, Ontology
+from entitylink.link.annotate import Annotator, Entity, _resolve_overlaps
+from entitylink.link.doc_evaluation import score_documents
+from entitylink.text.spans import sentences, tokenize, windows
+
+from .conftest import ONTOLOGIES
+
+
+@pytest.fixture(scope="module")
+def linker(tiny_model_session):
+    medic = Ontology.load(f"medic:{ONTOLOGIES / 'example_medic.txt'}")
+    extra = Ontology.from_pairs([("D014927", "WAS"), ("D009136", "can syndrome")], name="extra")
+    onto = Ontology.concat([medic, extra])
+    return Linker(DictionaryIndex.build(onto, Encoder(tiny_model_session, precision="fp32"), show_progress=False))
+
+
+def test_tokens_and_sentences_keep_offsets():
+    text = "Heart-attack in 2 men. Type 2 diabetes (NIDDM)!"
+    tokens = [(t.start, t.end, t.text) for t in tokenize(text)]
+    assert tokens[:3] == [(0, 5, "Heart"), (6, 12, "attack"), (13, 15, "in")]
+    assert [text[a:b] for a, b in sentences(text)] == ["Heart-attack in 2 men. ", "Type 2 diabetes (NIDDM)!"]
+
+
+def test_windows_follow_the_boundary_rules():
+    text = "The patients had a severe heart attack. Type 2 diabetes (NIDDM) in 12 cases."
+    spans = {s.text for s in windows(text, 4)}
+    assert {"heart attack", "severe heart attack", "patients", "Type 2 diabetes", "NIDDM"} <= spans
+    assert not any(s.split()[0].lower() in {"the", "a", "had", "in"} for s in spans)  # stop-word starts
+    assert not any(s.endswith(("a", " in", "12")) for s in spans)  # stop word or bare number at the end
+    assert "attack. Type" not in " ".join(spans) and "diabetes (NIDDM" not in " ".join(spans)
+    assert all(len(s.split()) <= 4 for s in spans)
+    assert {s.text for s in windows("in of 12 to", 3)} == set()
+
+
+def test_exact_matches_with_offsets_and_the_acronym_case_rule(linker):
+    text = "He was seen for asthma and Heart Attack; WAS was excluded. She can walk."
+    entities = Annotator(linker, detector="exact").annotate_one(text)
+    found = [(e.text, e.concept_id, e.source) for e in entities]
+    assert ("asthma", "D001249", "exact") in found and ("Heart Attack", "D009203", "exact") in found
+    assert ("WAS", "D014927", "exact") in found  # the syndrome written as its acronym
+    assert all(text[e.start:e.end] == e.text for e in entities)
+    assert not any(e.text.lower() in ("was", "can") and e.text != "WAS" for e in entities)  # the verbs
+
+
+def test_short_forms_defined_in_the_document_are_linked_as_their_long_form(linker):
+    text = "Patients with non-insulin-dependent diabetes mellitus (NIDDM) were seen. NIDDM is common; so is CVA."
+    entities = Annotator(linker, detector="exact").annotate_one(text)
+    niddm = [e for e in entities if e.text == "NIDDM"]
+    assert len(niddm) == 2 and {e.concept_id for e in niddm} == {"D003924"}
+    long_form = [e for e in entities if e.text == "non-insulin-dependent diabetes mellitus"]
+    assert long_form and long_form[0].concept_id == "D003924"
+    assert any(e.text == "CVA" and e.concept_id == "D020521" for e in entities)  # a dictionary acronym
+
+
+def test_overlaps_keep_exact_then_higher_score_then_longer():
+    e = lambda s, t, score, source="approximate": Entity(s, t, "x" * (t - s), "C", score, (), source)  # noqa: E731
+    kept = _resolve_overlaps([e(0, 10, 0.9), e(0, 5, 0.99, "exact"), e(6, 12, 0.95), e(20, 30, 0.8), e(20, 25, 0.8)])
+    assert [(k.start, k.end) for k in kept] == [(0, 5), (6, 12), (20, 30)]
+
+
+def test_the_threshold_drops_approximate_spans_only(linker):
+    text = "A heart attack with severe kidney trouble."
+    keep_all = Annotator(linker, threshold=-1.0).annotate_one(text)
+    strict = Annotator(linker, threshold=1.01).annotate_one(text)
+    assert {e.source for e in strict} == {"exact"} and any(e.text == "heart attack" for e in strict)
+    assert any(e.source == "approximate" for e in keep_all)
+
+
+def test_batches_stream_in_order_and_empty_documents_are_empty(linker):
+    texts = ["asthma", "", "nothing here at all", "fits and seizures"]
+    annotator = Annotator(linker, detector="exact", batch_size=2)
+    out = list(annotator.annotate(iter(texts)))
+    assert len(out) == 4 and out[1] == [] and [e.text for e in out[0]] == ["asthma"]
+    assert [e.text for e in out[3]] == ["fits", "seizures"]
+
+
+def test_bad_settings_are_clear_errors(linker):
+    with pytest.raises(ValueError, match="detector must be one of"):
+        Annotator(linker, detector="magic")
+    with pytest.raises(ValueError, match="needs a tagger"):
+        Annotator(linker, detector="tagger")
+
+
+def test_document_and_mention_counts():
+    gold = [[(0, 5, "D1"), (10, 20, "D2|D3"), (30, 35, "D1")], [(0, 4, "D9")]]
+    predicted = [[(0, 5, "D1"), (11, 20, "D3"), (40, 45, "D4|D1"), (50, 55, "D7")], []]
+    scores = score_documents(gold, predicted)
+    # documents: gold ids {D1, D2, D3} and {D9}; predicted groups {D1}, {D3}, {D1, D4}, {D7}
+    assert scores["document"] == {"p": 0.75, "r": 0.5, "f1": 0.6, "tp": 2, "fp": 1, "fn": 2}
+    assert scores["mention_strict"]["tp"] == 1 and scores["mention_strict"]["fp"] == 3
+    assert scores["mention_relaxed"]["tp"] == 2 and scores["mention_relaxed"]["fn"] == 2
+    with pytest.raises(ValueError, match="predicted documents"):
+        score_documents(gold, predicted[:1])
+
+
+@pytest.mark.slow
+def test_dense_detection_finds_what_string_matching_misses():
+    """The issue's example, with the packaged MiniLM: "myocardial infarct" is no dictionary name."""
+    medic = Ontology.load(f"medic:{ONTOLOGIES / 'example_medic.txt'}").frame
+    medic = medic[medic["name"] != "Myocardial Infarct"]
+    linker = Linker(DictionaryIndex.build(Ontology(medic, name="medic"), Encoder(), show_progress=False))
+    text = "The patient had a heart attack and diabetes mellitus type 2; also a myocardial infarct."
+    exact = {e.text for e in Annotator(linker, detector="exact").annotate_one(text)}
+    found = {e.text: e.concept_id for e in Annotator(linker).annotate_one(text)}
+    assert "myocardial infarct" not in exact
+    assert found.get("myocardial infarct") == "D009203" and found.get("heart attack") == "D009203"
+    assert any("diabetes" in t for t in found)
+
+
+def test_a_long_document_is_cut_into_pieces_and_offsets_still_point_into_it(linker):
+    from entitylink.text.spans import chunks
+
+    sentence = "Asthma was seen with heart attack in one of the men. "
+    text = sentence * 400  # ~21k characters
+    pieces = chunks(text, 1000)
+    assert "".join(p for _, p in pieces) == text and all(len(p) <= 1000 for _, p in pieces)
+    assert all(text[o:o + len(p)] == p for o, p in pieces) and all(p.startswith("Asthma") for _, p in pieces)
+    assert chunks("x" * 25, 10) == [(0, "x" * 10), (10, "x" * 10), (20, "x" * 5)] and chunks("", 10) == []
+    whole = Annotator(linker, detector="exact").annotate_one(text)
+    cut = Annotator(linker, detector="exact", max_chars=1000, batch_size=3).annotate_one(text)
+    assert [(e.start, e.end, e.concept_id) for e in cut] == [(e.start, e.end, e.concept_id) for e in whole]
+    assert len(cut) == 800 and all(text[e.start:e.end] == e.text for e in cut)
