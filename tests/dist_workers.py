@@ -45,3 +45,12 @@ def link_worker(rank: int, world: int, port: int, index_dir: str, mentions: str,
 
     assert main(["-q", "link", "--index", index_dir, "--input", mentions, "--output", output,
                  "--precision", "fp32"]) == 0
+
+
+def annotate_worker(rank: int, world: int, port: int, index_dir: str, documents: str, output: str, fmt: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    from entitylink.apps.cli import main
+
+    assert main(["-q", "annotate", "--index", index_dir, "--input", documents, "--output", output,
+                 "--format", fmt, "--precision", "fp32"]) == 0

@@ -87,6 +87,29 @@ def test_two_gloo_ranks_link_a_file_in_order(tiny_model, tmp_path):
     assert len(two) == 1 + 5 * 5 and not (tmp_path / "two.tsv.parts").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["jsonl", "pubtator"])
+def test_two_gloo_ranks_annotate_documents_into_one_output_in_order(tiny_model, tmp_path, fmt):
+    from entitylink.apps.cli import main
+
+    from .conftest import ONTOLOGIES
+
+    assert main(["-q", "index", "--ontology", f"medic:{ONTOLOGIES / 'example_medic.txt'}", "--model",
+                 str(tiny_model), "--precision", "fp32", "--out", str(tmp_path / "idx")]) == 0
+    documents = tmp_path / "docs.txt"
+    documents.write_text("\n".join(["A heart attack.", "Fits and asthma.", "", "NIDDM again.", "Lung cancer.",
+                                     "Nothing."]) + "\n")
+    assert main(["-q", "annotate", "--index", str(tmp_path / "idx"), "--input", str(documents), "--output",
+                 str(tmp_path / "one.out"), "--format", fmt, "--precision", "fp32"]) == 0
+    mp.spawn(dist_workers.annotate_worker, args=(2, free_port(), str(tmp_path / "idx"), str(documents),
+                                                 str(tmp_path / "two.out"), fmt), nprocs=2, join=True)
+    one, two = (tmp_path / "one.out").read_text(), (tmp_path / "two.out").read_text()
+    assert one == two
+    documents_written = one.count("|t|") if fmt == "pubtator" else len(one.splitlines())
+    assert documents_written == 6
+    assert not list(tmp_path.glob("two.out.part-*"))
+
+
 def test_progress_bars_on_rank_zero_only():
     from entitylink.model.distributed import Context
 
