@@ -159,6 +159,12 @@ def test_demo_on_a_tiny_model(tiny_model, tmp_path, capsys):
     assert "clinical phrases -> HPO (top 3)" in printed and "heart attack" in printed
     figures = json.loads((out / "demo_results.json").read_text())
     assert figures["heldout_hpo"]["n"] == 40 and figures["training"]["names"] == 64
+    assert "annotating a clinical paragraph" in printed
+    from entitylink.apps.demo import PARAGRAPH
+
+    spans = figures["annotated_paragraph"]  # whatever a tiny model finds, it points into the paragraph
+    assert all(PARAGRAPH[e["start"]:e["end"]] == e["text"] for e in spans)
+    assert any(e["text"] == "short stature" and e["source"] == "exact" for e in spans)  # an HPO name verbatim
     from entitylink import Encoder, Linker
 
     linker = Linker.load(out / "index", precision="fp32")  # the tuned model, saved where the index says

@@ -11,7 +11,8 @@ import pytest
 from .conftest import ROOT
 
 PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "ontologies" / "README.md"]
-TEACHING = {"training.md", "linking.md", "spacy.md", "evaluation.md", "performance.md", "serving.md"}
+TEACHING = {"training.md", "linking.md", "spacy.md", "evaluation.md", "performance.md", "serving.md",
+            "annotation.md"}
 BLOCK = re.compile(r"^```(python|bash)\n(.*?)^```", re.S | re.M)
 
 pytestmark = pytest.mark.slow

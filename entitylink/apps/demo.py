@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .._io import atomic_write_text
 from ..index.dense import DictionaryIndex
+from ..link.annotate import Annotator
 from ..link.evaluation import evaluate
 from ..link.linker import Linker
 from ..model.defaults import DEFAULT_MODEL, DEFAULT_PRECISION
@@ -19,6 +20,11 @@ from ..ontology import Ontology
 
 logger = logging.getLogger(__name__)
 
+PARAGRAPH = (
+    "A 6-year-old boy with short stature and an enlarged liver was seen for recurrent fits. "
+    "His mother reported hearing loss in both ears since infancy and a low platelet count on two visits. "
+    "Non-insulin-dependent diabetes mellitus (NIDDM) runs in the family; his father's NIDDM was diagnosed at 40."
+)
 PHRASES = [
     "heart attack",
     "high blood pressure",
@@ -89,9 +95,15 @@ def run_demo(
     table = linker.link_frame(phrases or PHRASES, k=3)
     print("\nclinical phrases -> HPO (top 3):")
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    entities = Annotator(linker).annotate_one(PARAGRAPH)
+    print(f"\nannotating a clinical paragraph (mentions found from the ontology alone):\n{PARAGRAPH}\n")
+    for e in entities:
+        print(f"  {e.start:>4}-{e.end:<4} {e.text!r:<40} {e.concept_id}  {e.candidates[0].name}  "
+              f"({e.score:.3f}, {e.source})")
     figures = {
         "heldout_hpo_untuned": before.to_dict(),
         "heldout_hpo": result.to_dict(),
+        "annotated_paragraph": [e.to_dict() | {"source": e.source} for e in entities],
         "training": train_figures,
         "encoder": encoder.config() | {"precision": encoder.precision},
         "machine": describe_cpu(),
