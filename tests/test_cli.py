@@ -330,3 +330,41 @@ def test_evaluate_docs_scores_annotation_against_a_corpus(index_dir, tmp_path, c
     assert result["mention_strict"] == {"p": 1.0, "r": 1.0, "f1": 1.0, "tp": 3, "fp": 0, "fn": 0}
     assert main(["-q", "evaluate-docs", "--index", str(index_dir), "--corpus", str(corpus)]) == 2
     assert "--corpus must be pubtator:FILE" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_tagger_from_a_corpus_or_an_ontology_then_annotate_with_it(index_dir, tiny_model, tmp_path, capsys):
+    from entitylink.model.tagger import Tagger
+
+    docs = [(str(i), "A heart attack and asthma.", "Seizures followed the heart attack.",
+             [("heart attack", "D009203"), ("asthma", "D001249"), ("Seizures", "D012640"), ("heart attack", "D009203")])
+            for i in range(6)]
+    corpus = _pubtator(tmp_path / "train.txt", docs)
+    tagger_dir = tmp_path / "tagger"
+    assert main(["-q", "train-tagger", "--corpus", f"pubtator:{corpus}", "--dev", f"pubtator:{corpus}",
+                 "--model", str(tiny_model), "--max-length", "32", "--epochs", "25", "--learning-rate", "3e-3",
+                 "--batch-size", "4", "--precision", "fp32", "--out", str(tagger_dir)]) == 0
+    assert "dev span F1" in capsys.readouterr().err
+    assert Tagger(tagger_dir).training["best_dev_f1"] > 0.8
+    notes = tmp_path / "notes.txt"
+    notes.write_text("A heart attack and asthma. Seizures followed the heart attack.\n")  # as trained on
+    out = tmp_path / "out.jsonl"
+    assert main(["-q", "annotate", "--index", str(index_dir), "--tagger", str(tagger_dir), "--input", str(notes),
+                 "--output", str(out), "--detect-threshold", "-1", "--precision", "fp32"]) == 0
+    entities = json.loads(out.read_text())["entities"]
+    assert [(e["text"], e["start"]) for e in entities] == [("heart attack", 2), ("asthma", 19), ("Seizures", 27),
+                                                           ("heart attack", 49)]
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("The patient had asthma and fits.\nNo heart attack.\n")
+    assert main(["-q", "train-tagger", "--ontology", f"medic:{ONTOLOGIES / 'example_medic.txt'}", "--texts",
+                 str(texts), "--model", str(tiny_model), "--max-length", "32", "--epochs", "1", "--precision", "fp32",
+                 "--out", str(tmp_path / "weak")]) == 0
+    assert "weak labels: 3 name(s) in 2 text(s)" in capsys.readouterr().err
+    assert main(["-q", "train-tagger", "--ontology", f"medic:{ONTOLOGIES / 'example_medic.txt'}", "--model",
+                 str(tiny_model), "--max-length", "32", "--epochs", "1", "--precision", "fp32",
+                 "--out", str(tmp_path / "synthetic")]) == 0
+    assert (tmp_path / "synthetic" / "model.safetensors").is_file()
+    assert main(["-q", "train-tagger", "--corpus", f"pubtator:{corpus}", "--texts", str(texts),
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "--texts goes with --ontology" in capsys.readouterr().err

@@ -199,3 +199,27 @@ def test_detection_adds_to_an_upstream_ner_without_overlapping_it(index_dir):
     assert labels["high blood pressure"] == "ENTITY"
     with pytest.raises(ValueError, match="detect must be one of"):
         make_nlp(index_dir, detect="magic")
+
+
+@pytest.mark.slow
+def test_detect_with_a_tagger_and_save_it_with_the_pipeline(index_dir, tiny_model, tmp_path):
+    from entitylink.model.tagger import Tagger, TaggerTrainer
+
+    text = "Fits were rare. We saw a heart attack and high blood pressure."
+    spans = [(text.index(m), text.index(m) + len(m)) for m in ("Fits", "heart attack", "high blood pressure")]
+    tagger = Tagger(tiny_model, max_length=32, precision="fp32")
+    TaggerTrainer(tagger, epochs=40, learning_rate=3e-3, batch_size=2, show_progress=False).fit([(text, spans)] * 4)
+    tagger.save(tmp_path / "tagger")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entitylink", config={"index": str(index_dir), "precision": "fp32", "detect": "tagger",
+                                       "tagger": str(tmp_path / "tagger"), "detect_threshold": -1.0})
+    found = [e.text for e in nlp(text).ents]
+    assert found == ["Fits", "heart attack", "high blood pressure"]
+    nlp.to_disk(tmp_path / "pipeline")
+    assert (tmp_path / "pipeline" / "entitylink" / "tagger" / "model.safetensors").is_file()
+    assert [e.text for e in spacy.load(tmp_path / "pipeline")(text).ents] == found
+    again = spacy.blank("en").add_pipe("entitylink", config={"detect": "tagger", "tagger": "x"})
+    again.from_bytes(nlp.get_pipe("entitylink").to_bytes())
+    assert [e.text for e in again(nlp.make_doc(text)).ents] == found
+    with pytest.raises(ValueError, match="needs config"):
+        make_nlp(index_dir, detect="tagger")

@@ -30,6 +30,7 @@ from ..model.defaults import (
     POOLINGS,
     PRECISIONS,
     RerankerConfig,
+    TaggerConfig,
     TrainingConfig,
 )
 from ..ontology.obo import SYNONYM_SCOPES
@@ -215,6 +216,53 @@ def cmd_annotate(args: argparse.Namespace) -> None:
         print(f"wrote {output}", file=sys.stderr)
 
 
+def _pubtator_path(spec: str, option: str) -> str:
+    kind, sep, path = spec.partition(":")
+    if not sep or kind.lower() != "pubtator" or not path:
+        raise EntityLinkError(f"{option} must be pubtator:FILE, not {spec!r}")
+    return path
+
+
+def _annotated(spec: str, option: str) -> list[tuple[str, list[tuple[int, int]]]]:
+    from ..text.pubtator import read_pubtator
+
+    path = _pubtator_path(spec, option)
+    documents = read_pubtator(path)
+    if not documents:
+        raise EntityLinkError(f"{path}: no documents")
+    return [(d.text, [(m.start, m.end) for m in d.mentions]) for d in documents]
+
+
+def cmd_train_tagger(args: argparse.Namespace) -> None:
+    from ..model.tagger import Tagger, TaggerTrainer
+
+    if args.texts and not args.ontology:
+        raise EntityLinkError("--texts goes with --ontology (weak labels)")
+    if args.corpus:
+        examples = _annotated(args.corpus, "--corpus")
+    else:
+        from ..link.annotate import NameMatcher, synthetic_examples
+        from ..ontology.table import Ontology
+        from ..text.documents import read_documents
+
+        ontology = Ontology.load(args.ontology)
+        if args.texts:
+            matcher = NameMatcher.from_ontology(ontology)
+            examples = [(text, [(s.start, s.end) for s in matcher.find(text)])
+                        for _, text in read_documents(args.texts, args.input_format)]
+        else:
+            examples = synthetic_examples(ontology, seed=args.seed)
+        print(f"weak labels: {sum(len(m) for _, m in examples)} name(s) in {len(examples)} text(s)", file=sys.stderr)
+    dev = _annotated(args.dev, "--dev") if args.dev else None
+    tagger = Tagger(args.model, max_length=args.max_length, precision=args.precision, device=args.device)
+    trainer = TaggerTrainer(tagger, epochs=args.epochs, learning_rate=args.learning_rate,
+                            batch_size=args.batch_size, seed=args.seed)
+    trainer.fit(examples, dev)
+    tagger.save(args.out)
+    told = f"; dev span F1 {tagger.training['best_dev_f1']:.3f}" if dev else ""
+    print(f"wrote {args.out}: {len(trainer.history)} epoch(s) in {trainer.seconds:.0f} s{told}", file=sys.stderr)
+
+
 def cmd_evaluate_docs(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 
@@ -222,9 +270,7 @@ def cmd_evaluate_docs(args: argparse.Namespace) -> None:
     from ..link.doc_evaluation import score_documents
     from ..text.pubtator import read_pubtator
 
-    kind, sep, path = args.corpus.partition(":")
-    if not sep or kind.lower() != "pubtator" or not path:
-        raise EntityLinkError(f"--corpus must be pubtator:FILE, not {args.corpus!r}")
+    path = _pubtator_path(args.corpus, "--corpus")
     documents = read_pubtator(path)
     if not documents:
         raise EntityLinkError(f"{path}: no documents")
@@ -361,6 +407,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"weight of the KL term towards the retriever's ranking (default {rcfg.retriever_weight})")
     p.add_argument("--checks", type=_positive, default=2, help="dev checks per epoch (default 2)")
     p.add_argument("--seed", type=int, default=rcfg.seed)
+    p.add_argument("--precision", choices=[x for x in PRECISIONS if x != "int8"], default=DEFAULT_PRECISION)
+    p.add_argument("--device", default=None)
+
+    p = sub.add_parser("train-tagger", help="train a mention tagger (token classification) for 'annotate'",
+                       description="Train a B/I/O token-classification head on the encoder family, from an "
+                                   "annotated corpus (--corpus) or from weak labels made from an ontology alone "
+                                   "(--ontology: its names found verbatim in --texts, or, without --texts, placed "
+                                   "in sentences). Writes a Hugging Face model directory (safetensors).")
+    p.add_argument("--out", required=True, type=Path, help="model directory to write (replaced atomically)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--corpus", metavar="pubtator:FILE", help="annotated documents (PubTator)")
+    source.add_argument("--ontology", metavar="SPEC", help="weak labels from this ontology's names")
+    p.add_argument("--texts", default=None, metavar="FILE",
+                   help="with --ontology: unlabelled documents to find the names in (see --input-format)")
+    p.add_argument("--input-format", choices=INPUT_FORMATS, default="text", help="of --texts (default text)")
+    p.add_argument("--dev", default=None, metavar="pubtator:FILE",
+                   help="annotated dev documents: the epoch that tags them best is kept")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="where the tagger starts (default: packaged MiniLM)")
+    tcfg = TaggerConfig()
+    p.add_argument("--epochs", type=_positive, default=tcfg.epochs, help=f"(default {tcfg.epochs})")
+    p.add_argument("--learning-rate", type=float, default=tcfg.learning_rate, help=f"(default {tcfg.learning_rate})")
+    p.add_argument("--batch-size", type=_positive, default=tcfg.batch_size,
+                   help=f"sentences per step (default {tcfg.batch_size})")
+    p.add_argument("--max-length", type=_positive, default=tcfg.max_length,
+                   help=f"tokens per sentence piece (default {tcfg.max_length})")
+    p.add_argument("--seed", type=int, default=tcfg.seed)
     p.add_argument("--precision", choices=[x for x in PRECISIONS if x != "int8"], default=DEFAULT_PRECISION)
     p.add_argument("--device", default=None)
 
@@ -752,7 +824,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {
-    "train": cmd_train, "train-reranker": cmd_train_reranker, "index": cmd_index, "link": cmd_link,
+    "train": cmd_train, "train-reranker": cmd_train_reranker, "train-tagger": cmd_train_tagger, "index": cmd_index,
+    "link": cmd_link,
     "annotate": cmd_annotate, "evaluate-docs": cmd_evaluate_docs,
     "evaluate": cmd_evaluate, "calibrate": cmd_calibrate, "info": cmd_info, "serve": cmd_serve, "demo": cmd_demo,
 }

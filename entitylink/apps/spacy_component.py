@@ -9,7 +9,8 @@
 
 Without an upstream NER the component finds the mentions itself: ``config={"index": ..., "detect":
 "dictionary"}`` (names verbatim plus approximate windows scored by the linker, from the ontology alone)
-or ``"exact"`` (names verbatim); found entities are added where they do not overlap an upstream one,
+or ``"exact"`` (names verbatim), or ``"tagger"`` with ``config["tagger"]`` a directory from
+``entitylink train-tagger``; found entities are added where they do not overlap an upstream one,
 with label ``config["label"]`` (default ``ENTITY``). ``"detect": "none"`` (the default) links the
 upstream entities only.
 
@@ -43,7 +44,7 @@ from ..model.defaults import DEFAULT_MODEL, DEFAULT_PRECISION  # noqa: E402
 CONFIG_FILE = "entitylink_component.json"
 _SETTINGS = ("k", "threshold", "abbreviations", "sparse_weight", "set_kb_id", "batch_size", "precision", "detect",
              "detect_threshold", "label")
-DETECT = ("none", "dictionary", "exact")
+DETECT = ("none", "dictionary", "exact", "tagger")
 
 if not Span.has_extension("kb_ents"):
     Span.set_extension("kb_ents", default=[])
@@ -68,11 +69,16 @@ class EntityLinkerComponent:
         detect: str = "none",
         detect_threshold: float | None = None,
         label: str = "ENTITY",
+        tagger: str | None = None,
     ):
         from ..link.policy import LinkingPolicy
 
         if detect not in DETECT:
             raise ValueError(f"detect must be one of {DETECT}, not {detect!r}")
+        if detect == "tagger" and not tagger:
+            raise ValueError('detect="tagger" needs config["tagger"], a directory from entitylink train-tagger')
+        self.tagger_path = tagger
+        self._tagger = None
         self.detect, self.detect_threshold, self.label = detect, detect_threshold, label
         self._annotator = None
 
@@ -118,7 +124,7 @@ class EntityLinkerComponent:
             from ..link.policy import DEFAULT_DETECT_THRESHOLD
 
             threshold = DEFAULT_DETECT_THRESHOLD if self.detect_threshold is None else self.detect_threshold
-            self._annotator = Annotator(self.linker, detector=self.detect, threshold=threshold)
+            self._annotator = Annotator(self.linker, detector=self.detect, threshold=threshold, tagger=self.tagger)
         return self._annotator
 
     # ---------------------------------------------------------------- processing
@@ -146,6 +152,15 @@ class EntityLinkerComponent:
         if self.detect != "none":
             self._detect(docs)
         return docs
+
+    @property
+    def tagger(self):
+        """The mention tagger (``detect="tagger"``), opened on first use."""
+        if self._tagger is None and self.detect == "tagger":
+            from ..model.tagger import Tagger
+
+            self._tagger = Tagger(self.tagger_path, precision=self.precision)
+        return self._tagger
 
     def _detect(self, docs: list[Doc]) -> None:
         """Add the mentions the annotator finds where no entity is yet."""
@@ -201,6 +216,8 @@ class EntityLinkerComponent:
             self.linker.save(path / "index")
             if own_model:
                 encoder.save(path / "model")
+        if "index" not in exclude and self.tagger is not None:
+            self.tagger.save(path / "tagger")
         if "cfg" not in exclude:
             settings = {key: getattr(self, key) for key in _SETTINGS}
             settings["model"] = "model" if own_model else DEFAULT_MODEL
@@ -225,6 +242,8 @@ class EntityLinkerComponent:
             model = str(path / "model")
         if "index" not in exclude:
             recover_directory(path / "model")
+            if (path / "tagger").is_dir():
+                self.tagger_path, self._tagger = str(path / "tagger"), None
             self.index_path = str(path / "index")
             self.set_linker(Linker.load(path / "index", model=model, precision=self.precision))
         return self
@@ -251,6 +270,8 @@ class EntityLinkerComponent:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(content)
             self.from_disk(tmp, exclude=exclude)
+            if self.tagger is not None:  # opened now, while its files are still there
+                self.tagger_path = None
             encoder = self.linker.index.encoder
             if encoder.model_id.startswith((tmp, str(Path(tmp).resolve()))):
                 # the model now lives in memory only: name where it came from, not a deleted folder
@@ -264,18 +285,18 @@ class EntityLinkerComponent:
     default_config={
         "index": None, "k": None, "threshold": None, "abbreviations": None, "sparse_weight": None,
         "set_kb_id": True, "batch_size": None, "precision": DEFAULT_PRECISION, "detect": "none",
-        "detect_threshold": None, "label": "ENTITY",
+        "detect_threshold": None, "label": "ENTITY", "tagger": None,
     },
     assigns=["span._.kb_ents", "token.ent_kb_id"],
 )
 def make_entity_linker(
     nlp: Language, name: str, index: str | None, k: int | None, threshold: float | None,
     abbreviations: str | None, sparse_weight: float | None, set_kb_id: bool, batch_size: int | None, precision: str,
-    detect: str, detect_threshold: float | None, label: str,
+    detect: str, detect_threshold: float | None, label: str, tagger: str | None,
 ) -> EntityLinkerComponent:
     """spaCy factory for :class:`EntityLinkerComponent` (``nlp.add_pipe("entitylink", config=...)``)."""
     return EntityLinkerComponent(
         nlp, name, index=index, k=k, threshold=threshold, abbreviations=abbreviations, sparse_weight=sparse_weight,
         set_kb_id=set_kb_id, batch_size=batch_size, precision=precision, detect=detect,
-        detect_threshold=detect_threshold, label=label,
+        detect_threshold=detect_threshold, label=label, tagger=tagger,
     )

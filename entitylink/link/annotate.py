@@ -19,7 +19,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..ontology.table import Ontology
 from ..text.abbreviations import AbbreviationFinder, expand
+from ..text.normalize import Normalizer
 from ..text.spans import Span, chunks, is_boundary_token, tokenize, windows
 from .linker import Candidate, Linker
 from .policy import (
@@ -68,15 +70,12 @@ def _letters_digits(text: str) -> str:
     return "".join(c for c in text if c.isalnum())
 
 
-class _Dictionary:
-    """The index's names for exact matching: normalised text → whether it is an acronym (case-sensitive)."""
+class NameMatcher:
+    """A dictionary's names for exact matching in text: a normalised name is found wherever a window of
+    text normalises to it, with the acronym and generic-word rules of the module docs."""
 
-    def __init__(self, linker: Linker):
-        index = linker.index
-        dense = getattr(index, "dense", index)
-        names = list(dense.names)
-        texts = list(getattr(dense, "texts", None) or [index.normalizer(n) for n in names])
-        self.normalizer = index.normalizer
+    def __init__(self, names: Sequence[str], texts: Sequence[str], normalizer: Normalizer):
+        self.normalizer = normalizer
         self.acronyms: dict[str, set[str]] = {}
         self.texts: set[str] = set()
         for name, text in zip(names, texts):
@@ -89,6 +88,27 @@ class _Dictionary:
         self.generic = {token for token, n in in_names.items() if n >= GENERIC_SHARE * len(texts) and n >= 20}
         self.first_stems = {text.split()[0][:STEM] for text in texts if text}
         self.last_stems = {text.split()[-1][:STEM] for text in texts if text}
+
+    @classmethod
+    def from_index(cls, index) -> NameMatcher:
+        dense = getattr(index, "dense", index)
+        names = list(dense.names)
+        texts = list(getattr(dense, "texts", None) or [index.normalizer(n) for n in names])
+        return cls(names, texts, index.normalizer)
+
+    @classmethod
+    def from_ontology(cls, ontology: Ontology, normalizer: Normalizer | None = None) -> NameMatcher:
+        entries = ontology.entries(normalizer)
+        return cls(entries["name"].tolist(), entries["text"].tolist(), normalizer or Normalizer())
+
+    def find(self, text: str, max_tokens: int = MAX_EXACT_TOKENS) -> list[Span]:
+        """The dictionary names in ``text``, longest first where they overlap (weak labels for a tagger)."""
+        found = [span for span in windows(text, max_tokens) if self.exact(span.text, self.normalizer(span.text))]
+        kept: list[Span] = []
+        for span in sorted(found, key=lambda s: (-(s.end - s.start), s.start)):
+            if not any(span.overlaps(k) for k in kept):
+                kept.append(span)
+        return sorted(kept, key=lambda s: s.start)
 
     def exact(self, text: str, normalised: str) -> bool | None:
         """True for a dictionary name; ``None`` for an acronym's text in the wrong case ("was" for "WAS")
@@ -150,7 +170,7 @@ class Annotator:
         self.max_tokens = max_tokens
         self.batch_size = batch_size
         self.max_chars = max_chars
-        self._dictionary = _Dictionary(linker)
+        self._dictionary = NameMatcher.from_index(linker.index)
         detector_name = linker.policy.abbreviations
         self._finder = AbbreviationFinder(detector_name) if detector_name != "off" else None
 
@@ -195,13 +215,12 @@ class Annotator:
         return found.pop(number)
 
     # ---------------------------------------------------------------- internals
-    def _proposals(self, text: str) -> list[_Proposal]:
+    def _proposals(self, text: str, tagged: list[Span] | None = None) -> list[_Proposal]:
         short_forms = self._finder.find([text]) if self._finder is not None and text.strip() else {}
         normalise = self._dictionary.normalizer
         out: list[_Proposal] = []
-        if self.detector == "tagger":
-            spans = self.tagger.spans(text)
-            return [_Proposal(s, expand(s.text, short_forms), "tagger") for s in spans]
+        if tagged is not None:
+            return [_Proposal(s, expand(s.text, short_forms) if short_forms else s.text, "tagger") for s in tagged]
         longest = max(self.max_tokens, MAX_EXACT_TOKENS)
         approximate = []
         for span in windows(text, longest):
@@ -226,7 +245,8 @@ class Annotator:
         return out
 
     def _annotate_batch(self, texts: Sequence[str]) -> list[list[Entity]]:
-        proposals = [self._proposals(text) if text else [] for text in texts]
+        tagged = self.tagger.spans_batch(texts) if self.detector == "tagger" else [None] * len(texts)
+        proposals = [self._proposals(text, spans) if text else [] for text, spans in zip(texts, tagged)]
         queries = list(dict.fromkeys(p.query for props in proposals for p in props))
         linked = dict(zip(queries, self.linker.link(queries, threshold=float("-inf")))) if queries else {}
         out = []
@@ -253,3 +273,45 @@ def _resolve_overlaps(entities: list[Entity]) -> list[Entity]:
         if all(entity.end <= k.start or k.end <= entity.start for k in kept):
             kept.append(entity)
     return sorted(kept, key=lambda e: (e.start, e.end))
+
+
+_TEMPLATES = ("{0}.", "The patient had {0}.", "We describe a family with {0} and {1}.",
+              "{0}, {1} and {2} were reported.", "No {0} was seen; {1} was confirmed.",
+              "Signs of {0} appeared in childhood.", "Patients with {0} or {1} were excluded.")
+_NEGATIVES = ("Samples were collected at baseline and after six months.", "The study was approved by the board.",
+              "All participants gave written consent.", "Data were analysed with standard methods.")
+
+
+def synthetic_examples(ontology: Ontology, n: int = 20_000, seed: int = 0) -> list[tuple[str, list[tuple[int, int]]]]:
+    """Weak tagger labels from an ontology alone (the distant supervision PhenoTagger uses): its names
+    placed in short sentences, plus sentences with none. Inverted names ("Infarction, Myocardial") are
+    left out: text does not write them so."""
+    import random
+
+    rng = random.Random(seed)
+    names = [name for name in dict.fromkeys(ontology.names) if "," not in name and len(name) >= 3]
+    rng.shuffle(names)
+    names = names[:n]
+    out: list[tuple[str, list[tuple[int, int]]]] = []
+    i = 0
+    while i < len(names):
+        template = _TEMPLATES[rng.randrange(len(_TEMPLATES))]
+        count = template.count("{")
+        chosen = names[i : i + count]
+        i += count
+        if len(chosen) < count:
+            break
+        text, spans = "", []
+        for part, name in zip(re.split(r"\{\d\}", template), [*chosen, None]):
+            text += part
+            if name is not None:
+                if not text:
+                    written = name[0].upper() + name[1:]
+                else:  # mid-sentence, "Hand muscle weakness" is written "hand muscle weakness"; "CCTGA" stays
+                    written = name[0].lower() + name[1:] if name[1:2].islower() else name
+                spans.append((len(text), len(text) + len(written)))
+                text += written
+        out.append((text, spans))
+        if len(out) % 5 == 4:
+            out.append((_NEGATIVES[rng.randrange(len(_NEGATIVES))], []))
+    return out

@@ -62,3 +62,15 @@ class RerankerConfig:
     retriever_temperature: float = 0.05
     max_candidates: int = 16
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class TaggerConfig:
+    """Every mention-tagger setting and its default (``entitylink train-tagger``)."""
+
+    epochs: int = 3
+    learning_rate: float = 5e-5
+    batch_size: int = 16  # sentences per step
+    warmup_share: float = 0.1
+    seed: int = 0
+    max_length: int = 128  # tokens per sentence piece
