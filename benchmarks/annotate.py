@@ -26,8 +26,10 @@ from benchmarks._record import markdown_table, write_record
 from benchmarks.ncbi_disease import SPLITS, EncodingCache
 from entitylink import DictionaryIndex, Encoder, Linker, LinkingPolicy, Ontology
 from entitylink._io import atomic_write_text
-from entitylink.link.annotate import Annotator
+from entitylink.link.annotate import Annotator, NameMatcher
 from entitylink.link.doc_evaluation import score_documents
+from entitylink.model.defaults import TaggerConfig
+from entitylink.model.tagger import Tagger, TaggerTrainer
 from entitylink.text.pubtator import read_pubtator
 
 logger = logging.getLogger("benchmarks.annotate")
@@ -39,6 +41,7 @@ PUBLISHED = {
     "MetaMap (DNorm's baseline) [published]": {"document": {"p": 0.502, "r": 0.665, "f1": 0.572}},
 }
 THRESHOLDS = (0.85, 0.9, 0.93, 0.95, 0.97, 0.99)
+TAGGER_THRESHOLDS = (float("-inf"), 0.6, 0.7, 0.8, 0.9)
 
 
 class CachedLinker:
@@ -67,17 +70,33 @@ def run(annotator: Annotator, documents) -> tuple[dict, float, list]:
     return score_documents(gold_mentions(documents), predicted), seconds, entities
 
 
+def trained_tagger(args, label: str, examples, dev_examples) -> tuple[Tagger, float]:
+    """Train a tagger (or, with --reuse, reopen the one an earlier run saved under OUT/taggers/)."""
+    folder = args.out / "taggers" / label
+    if args.reuse and (folder / "entitylink_tagger.json").is_file():
+        tagger = Tagger(folder)
+        return tagger, tagger.training["seconds"]
+    tagger = Tagger(args.model)
+    trainer = TaggerTrainer(tagger, epochs=args.tagger_epochs, show_progress=False)
+    trainer.fit(examples, dev_examples)
+    tagger.save(folder)
+    logger.info("tagger %s: %s", label, trainer.history)
+    return tagger, trainer.seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/annotate"))
     parser.add_argument("--model", default="default", help="encoder of the MEDIC index (default: packaged MiniLM)")
-    parser.add_argument("--reuse", action="store_true", help="keep and reuse encodings under OUT/cache")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep and reuse encodings under OUT/cache and taggers under OUT/taggers")
+    parser.add_argument("--no-tagger", action="store_true", help="leave out the two tagger rows")
+    parser.add_argument("--tagger-epochs", type=int, default=TaggerConfig().epochs)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     started = time.perf_counter()
-    documents = {split: read_pubtator(args.data / "ncbi-disease" / name) for split, name in SPLITS.items()
-                 if split in ("dev", "test")}
+    documents = {split: read_pubtator(args.data / "ncbi-disease" / name) for split, name in SPLITS.items()}
     medic = Ontology.load(f"medic:{args.data / 'medic' / 'medic_06Jul2012.txt'}")
     cache = EncodingCache(args.out / "cache" if args.reuse else None)
     encoder = cache.attach(Encoder(args.model))
@@ -90,23 +109,39 @@ def main(argv: list[str] | None = None) -> int:
     fresh = Linker.load(index_dir)  # no cached encodings: its seconds are a user's
     systems = {"exact dictionary matching (baseline)": dict(detector="exact"),
                "ontology only: exact + approximate matching": dict(detector="dictionary")}
+    if not args.no_tagger:
+        def spans(split):
+            return [(d.text, [(m.start, m.end) for m in d.mentions]) for d in documents[split]]
+
+        matcher = NameMatcher.from_ontology(medic, fresh.index.normalizer)
+        weak = [(d.text, [(s.start, s.end) for s in matcher.find(d.text)]) for d in documents["train"]]
+        for label, examples in (("weak", weak), ("ncbi-train", spans("train"))):
+            tagger, seconds = trained_tagger(args, label, examples, spans("dev"))
+            name = ("tagger, weakly supervised (MEDIC names found in NCBI train texts)" if label == "weak"
+                    else "tagger trained on NCBI-disease train")
+            systems[name] = dict(detector="tagger", tagger=tagger)
+            full["choices_on_dev"][f"{name}: training"] = {"seconds": round(seconds, 1),
+                                                           "history": tagger.training["history"]}
     for label, options in systems.items():
         tuned = CachedLinker(Linker(fresh.index, fresh.policy))
-        if options["detector"] == "dictionary":
-            sweep = {t: run(Annotator(tuned, threshold=t, **options), documents["dev"])[0] for t in THRESHOLDS}
+        if options["detector"] in ("dictionary", "tagger"):
+            grid = THRESHOLDS if options["detector"] == "dictionary" else TAGGER_THRESHOLDS
+            sweep = {t: run(Annotator(tuned, threshold=t, **options), documents["dev"])[0] for t in grid}
             full["dev_sweep"][label] = {str(t): s for t, s in sweep.items()}
             options = {**options, "threshold": max(sweep, key=lambda t: sweep[t]["document"]["f1"])}
-            full["choices_on_dev"][label] = options
+            full["choices_on_dev"][label] = {k: v for k, v in options.items() if k != "tagger"}
             logger.info("%s: dev document F1 by threshold %s", label,
                         {t: s["document"]["f1"] for t, s in sweep.items()})
         scores, seconds, _ = run(Annotator(Linker(fresh.index, fresh.policy), **options), documents["test"])
-        results[label] = {**scores, "docs_per_s": round(len(documents["test"]) / seconds, 2), "settings": options}
+        settings = {k: (str(v.model_id) if k == "tagger" else v) for k, v in options.items()}
+        results[label] = {**scores, "docs_per_s": round(len(documents["test"]) / seconds, 2), "settings": settings}
         logger.info("%s: test %s", label, results[label])
     results.update(PUBLISHED)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "results.json", json.dumps(results, indent=2))
     full = write_record(args.out / "results_full.json", {
         **full, "results": results, "index": str(index_dir), "documents": {s: len(d) for s, d in documents.items()},
+        "dictionary": "MEDIC alone",
         "seconds": round(time.perf_counter() - started, 1)}, argv)
 
     def cell(scores: dict | None, key: str) -> str:

@@ -72,6 +72,9 @@ class Tagger:
             raise ModelLoadError(f"cannot load tagger model {self.model_id!r}: {err}") from err
         finally:
             hf_logging.set_verbosity(verbosity)
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit and self.max_length > limit:
+            self.max_length = limit  # pieces cannot be longer than the model's positions
         if not self.tokenizer.is_fast:
             raise ModelLoadError(f"tagger model {self.model_id!r} needs a fast tokenizer (character offsets)")
         self.device = resolve_device(device)
