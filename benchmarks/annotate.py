@@ -49,13 +49,14 @@ class CachedLinker:
 
     def __init__(self, linker: Linker):
         self._linker, self._memo = linker, {}
-        self.index, self.policy = linker.index, linker.policy
+        self.index, self.policy, self.reranker = linker.index, linker.policy, linker.reranker
 
     def link(self, texts, **kwargs):
-        missing = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        memo = self._memo.setdefault(json.dumps(kwargs, sort_keys=True, default=str), {})
+        missing = [t for t in dict.fromkeys(texts) if t not in memo]
         if missing:
-            self._memo.update(zip(missing, self._linker.link(missing, **kwargs)))
-        return [self._memo[t] for t in texts]
+            memo.update(zip(missing, self._linker.link(missing, **kwargs)))
+        return [memo[t] for t in texts]
 
 
 def gold_mentions(documents) -> list[list[tuple[int, int, str]]]:

@@ -63,7 +63,7 @@ def test_overlaps_keep_exact_then_higher_score_then_longer():
 
 
 def test_the_threshold_drops_approximate_spans_only(linker):
-    text = "A heart attack with severe kidney trouble."
+    text = "A heart attack with severe cardiac failures."
     keep_all = Annotator(linker, threshold=-1.0).annotate_one(text)
     strict = Annotator(linker, threshold=1.01).annotate_one(text)
     assert {e.source for e in strict} == {"exact"} and any(e.text == "heart attack" for e in strict)
@@ -124,3 +124,47 @@ def test_a_long_document_is_cut_into_pieces_and_offsets_still_point_into_it(link
     cut = Annotator(linker, detector="exact", max_chars=1000, batch_size=3).annotate_one(text)
     assert [(e.start, e.end, e.concept_id) for e in cut] == [(e.start, e.end, e.concept_id) for e in whole]
     assert len(cut) == 800 and all(text[e.start:e.end] == e.text for e in cut)
+
+
+def test_name_matcher_from_an_ontology_gives_weak_labels_longest_first():
+    from entitylink.link.annotate import NameMatcher
+
+    medic = Ontology.load(f"medic:{ONTOLOGIES / 'example_medic.txt'}")
+    matcher = NameMatcher.from_ontology(medic)
+    text = "Type 2 diabetes and heart failure; congestive heart failure. WAS was seen, then asthma."
+    found = [s.text for s in matcher.find(text)]
+    assert found == ["Type 2 diabetes", "heart failure", "congestive heart failure", "asthma"]
+
+
+def test_synthetic_sentences_place_names_where_their_spans_say():
+    from entitylink.link.annotate import synthetic_examples
+
+    examples = synthetic_examples(Ontology.load(f"medic:{ONTOLOGIES / 'example_medic.txt'}"), n=30, seed=1)
+    placed = [(text[a:z], text) for text, spans in examples for a, z in spans]
+    assert len(placed) >= 20 and any(not spans for _, spans in examples)  # sentences without names too
+    names = {n.casefold() for n in Ontology.load(f"medic:{ONTOLOGIES / 'example_medic.txt'}").names}
+    assert all(name.casefold() in names for name, _ in placed)
+    assert all("," not in name for name, _ in placed)  # inverted names ("Infarction, Myocardial") left out
+
+
+def test_a_reranker_re_scores_only_the_spans_kept(linker, tiny_model_session):
+    from entitylink.model.cross_encoder import CrossEncoder
+
+    reranked = Linker(linker.index, linker.policy.override(reranker="rr"),
+                      reranker=CrossEncoder(tiny_model_session, precision="fp32"))
+    calls = []
+    real = reranked.link
+
+    def spy(texts, **kwargs):
+        calls.append((list(texts), kwargs.get("rerank", True)))
+        return real(texts, **kwargs)
+
+    reranked.link = spy
+    text = "Asthma and a heart attack; severe cardiac failures."
+    entities = Annotator(reranked, threshold=-1.0).annotate_one(text)
+    (all_windows, first), (kept, second) = calls
+    assert first is False and second is True and len(kept) == len(entities) < len(all_windows)
+    assert all(0.0 <= e.score <= 1.0 for e in entities)  # the reranker's probabilities
+    expected = dict(zip(kept, real(kept, threshold=float("-inf"))))
+    assert [(e.concept_id, e.score) for e in entities] == \
+        [(expected[e.text][0].concept_id, expected[e.text][0].score) for e in entities]

@@ -248,20 +248,26 @@ class Annotator:
         tagged = self.tagger.spans_batch(texts) if self.detector == "tagger" else [None] * len(texts)
         proposals = [self._proposals(text, spans) if text else [] for text, spans in zip(texts, tagged)]
         queries = list(dict.fromkeys(p.query for props in proposals for p in props))
-        linked = dict(zip(queries, self.linker.link(queries, threshold=float("-inf")))) if queries else {}
-        out = []
+        # spans are found with the retriever's scores; a reranker then re-scores the spans kept
+        linked = dict(zip(queries, self.linker.link(queries, threshold=float("-inf"), rerank=False)))
+        out, query_of = [], {}
         for props in proposals:
             found = []
             for p in props:
                 candidates = linked.get(p.query) or []
-                if not candidates:
+                if not candidates or (p.source != "exact" and candidates[0].score < self.threshold):
                     continue
-                top = candidates[0]
-                if p.source != "exact" and top.score < self.threshold:
-                    continue
-                found.append(Entity(p.span.start, p.span.end, p.span.text, top.concept_id, top.score,
-                                    tuple(candidates), p.source))
+                entity = Entity(p.span.start, p.span.end, p.span.text, candidates[0].concept_id,
+                                candidates[0].score, tuple(candidates), p.source)
+                query_of[id(entity)] = p.query
+                found.append(entity)
             out.append(_resolve_overlaps(found))
+        if getattr(self.linker, "reranker", None) is not None:
+            kept = list(dict.fromkeys(query_of[id(e)] for doc in out for e in doc))
+            reranked = dict(zip(kept, self.linker.link(kept, threshold=float("-inf"))))
+            out = [[replace(e, concept_id=reranked[query_of[id(e)]][0].concept_id,
+                            score=reranked[query_of[id(e)]][0].score, candidates=tuple(reranked[query_of[id(e)]]))
+                    if reranked.get(query_of[id(e)]) else e for e in doc] for doc in out]
         return out
 
 
