@@ -135,6 +135,27 @@ def _add_policy_options(parser: argparse.ArgumentParser, saved: bool) -> None:
                        help="candidates the reranker reads" + tell(default.rerank_k))
 
 
+def _add_head_training_options(parser: argparse.ArgumentParser, what: str, config) -> None:
+    """Where a model with a task head starts, and how long and how fast it is trained, on which device."""
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"where the {what} starts (default: packaged MiniLM)")
+    parser.add_argument("--epochs", type=_positive, default=config.epochs, help=f"(default {config.epochs})")
+    parser.add_argument("--learning-rate", type=float, default=config.learning_rate,
+                        help=f"(default {config.learning_rate})")
+    parser.add_argument("--seed", type=int, default=config.seed)
+    parser.add_argument("--precision", choices=[x for x in PRECISIONS if x != "int8"], default=DEFAULT_PRECISION)
+    parser.add_argument("--device", default=None)
+
+
+def _add_annotator_options(parser: argparse.ArgumentParser) -> None:
+    """The index, the tagger, the detection settings and the encoder of an :class:`Annotator`."""
+    parser.add_argument("--index", required=True, type=Path, help="index directory made by 'entitylink index'")
+    parser.add_argument("--tagger", type=Path, default=None, metavar="DIR",
+                        help="a tagger from 'entitylink train-tagger' that finds the mentions (default: detection "
+                             "from the ontology alone)")
+    _add_detection_options(parser)
+    _add_encoder_options(parser, model=False)
+
+
 def _add_detection_options(parser: argparse.ArgumentParser, max_tokens: bool = True) -> None:
     group = parser.add_argument_group("mention detection")
     group.add_argument("--detector", choices=[d for d in DETECTOR_NAMES if d != "tagger"], default="dictionary",
@@ -395,20 +416,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev-index", type=Path, default=None, help="the retriever for --dev (default: --index)")
     p.add_argument("--synonyms", type=_positive, default=20_000,
                    help="without --corpus: concepts whose held-out name is a training query (default 20000)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="where the cross-encoder starts (default: packaged MiniLM)")
     rcfg = RerankerConfig()
+    _add_head_training_options(p, "cross-encoder", rcfg)
     p.add_argument("--candidates", type=_positive, default=rcfg.max_candidates,
                    help=f"candidates per list (default {rcfg.max_candidates})")
-    p.add_argument("--epochs", type=_positive, default=rcfg.epochs, help=f"(default {rcfg.epochs})")
-    p.add_argument("--learning-rate", type=float, default=rcfg.learning_rate, help=f"(default {rcfg.learning_rate})")
     p.add_argument("--lists-per-batch", type=_positive, default=rcfg.lists_per_batch,
                    help=f"(default {rcfg.lists_per_batch})")
     p.add_argument("--retriever-weight", type=float, default=rcfg.retriever_weight,
                    help=f"weight of the KL term towards the retriever's ranking (default {rcfg.retriever_weight})")
     p.add_argument("--checks", type=_positive, default=2, help="dev checks per epoch (default 2)")
-    p.add_argument("--seed", type=int, default=rcfg.seed)
-    p.add_argument("--precision", choices=[x for x in PRECISIONS if x != "int8"], default=DEFAULT_PRECISION)
-    p.add_argument("--device", default=None)
 
     p = sub.add_parser("train-tagger", help="train a mention tagger (token classification) for 'annotate'",
                        description="Train a B/I/O token-classification head on the encoder family, from an "
@@ -424,17 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-format", choices=INPUT_FORMATS, default="text", help="of --texts (default text)")
     p.add_argument("--dev", default=None, metavar="pubtator:FILE",
                    help="annotated dev documents: the epoch that tags them best is kept")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="where the tagger starts (default: packaged MiniLM)")
     tcfg = TaggerConfig()
-    p.add_argument("--epochs", type=_positive, default=tcfg.epochs, help=f"(default {tcfg.epochs})")
-    p.add_argument("--learning-rate", type=float, default=tcfg.learning_rate, help=f"(default {tcfg.learning_rate})")
+    _add_head_training_options(p, "tagger", tcfg)
     p.add_argument("--batch-size", type=_positive, default=tcfg.batch_size,
                    help=f"sentences per step (default {tcfg.batch_size})")
     p.add_argument("--max-length", type=_positive, default=tcfg.max_length,
                    help=f"tokens per sentence piece (default {tcfg.max_length})")
-    p.add_argument("--seed", type=int, default=tcfg.seed)
-    p.add_argument("--precision", choices=[x for x in PRECISIONS if x != "int8"], default=DEFAULT_PRECISION)
-    p.add_argument("--device", default=None)
 
     p = sub.add_parser("link", help="link mentions (one per line) to top-k concepts",
                        description="Link mentions read one per line from a file or stdin.")
@@ -450,31 +461,23 @@ def build_parser() -> argparse.ArgumentParser:
                                    "a trained tagger) and link it; writes one JSONL line per document, "
                                    '{"id", "entities": [{"start", "end", "text", "concept_id", "score"}]}, '
                                    "with character offsets into the document's text.")
-    p.add_argument("--index", required=True, type=Path, help="index directory made by 'entitylink index'")
-    p.add_argument("--tagger", type=Path, default=None, metavar="DIR",
-                   help="a tagger from 'entitylink train-tagger' that finds the mentions (default: detection "
-                        "from the ontology alone)")
+    _add_annotator_options(p)
     p.add_argument("--input", required=True, help="documents: a text file (one per line), JSONL or PubTator")
     p.add_argument("--output", required=True, help="where to write the annotations")
     p.add_argument("--input-format", choices=INPUT_FORMATS, default="text",
                    help="text: one document per line, id = line number; jsonl: {\"id\", \"text\"} per line; "
                         "pubtator: title + ' ' + abstract (default text)")
     p.add_argument("--format", choices=["jsonl", "pubtator"], default="jsonl", help="output format (default jsonl)")
-    _add_detection_options(p)
     p.add_argument("--candidates", action="store_true", help="also write each entity's candidate concepts (JSONL)")
-    _add_encoder_options(p, model=False)
 
     p = sub.add_parser("evaluate-docs", help="end-to-end P/R/F1 of annotation on an annotated corpus",
                        description="Annotate the documents of a PubTator corpus and score the result against its "
                                    "annotations: document level (each document's set of concept ids, as DNorm and "
                                    "TaggerOne count), mentions strict (same span and id) and relaxed (overlap, id).")
-    p.add_argument("--index", required=True, type=Path)
+    _add_annotator_options(p)
     p.add_argument("--corpus", required=True, metavar="pubtator:FILE", help="annotated documents (PubTator)")
-    p.add_argument("--tagger", type=Path, default=None, metavar="DIR", help="find mentions with this tagger")
-    _add_detection_options(p)
     p.add_argument("--json", type=Path, default=None, help="write the figures as JSON")
     p.add_argument("--output", type=Path, default=None, help="also write the annotations (JSONL)")
-    _add_encoder_options(p, model=False)
 
     p = sub.add_parser("evaluate", help="accuracy@k of an index on mention<TAB>concept_id queries or a corpus",
                        description="Link the mentions of a TSV file (mention<TAB>gold id), or of an annotated "

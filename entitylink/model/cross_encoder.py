@@ -7,7 +7,6 @@ Saved as a standard Hugging Face sequence-classification directory with one labe
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -18,11 +17,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._io import atomic_directory, recover_directory
-from ..errors import ModelLoadError
+from .._io import atomic_directory
 from .defaults import DEFAULT_MODEL, DEFAULT_PRECISION, Precision
-from .encoder import default_model_path
 from .hardware import resolve_device, resolve_precision
+from .pretrained import open_pretrained, read_settings
 
 logger = logging.getLogger(__name__)
 
@@ -51,29 +49,19 @@ class CrossEncoder:
         device: str | torch.device | None = None,
         batch_size: int | None = None,
     ):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-        from transformers.utils import logging as hf_logging
+        from transformers import AutoModelForSequenceClassification
 
         if precision == "int8":
             raise ValueError("the cross-encoder runs in torch: precision must be 'auto', 'fp32' or 'bf16'")
         self.model_id = str(model)
-        path = default_model_path() if self.model_id == DEFAULT_MODEL else recover_directory(self.model_id)
-        source = str(path) if path.exists() else self.model_id
-        saved = _read_config(path)
+        self.tokenizer, self.model, path = open_pretrained(self.model_id, AutoModelForSequenceClassification,
+                                                           "reranker", num_labels=1)
+        saved = read_settings(path, RERANKER_CONFIG, "reranker")
         self.max_length = max_length or saved.get("max_length", DEFAULT_PAIR_LENGTH)
         self.nil_text = saved.get("nil_text", NIL_TEXT)
         # set by training: the scale of the retriever scores its logits are added to (None: none)
         self.retriever_temperature: float | None = saved.get("retriever_temperature")
         self.base_model = saved.get("base_model", self.model_id)
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # a fresh head is expected when starting from an encoder
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source)
-            self.model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1)
-        except (OSError, ValueError) as err:
-            raise ModelLoadError(f"cannot load reranker model {self.model_id!r}: {err}") from err
-        finally:
-            hf_logging.set_verbosity(verbosity)
         if not saved:
             _zero_head(self.model)  # a fresh head adds nothing at first, so training starts from the retriever
         self.device = resolve_device(device)
@@ -140,14 +128,3 @@ def _zero_head(model: torch.nn.Module) -> None:
             heads[-1].weight.zero_()
             if heads[-1].bias is not None:
                 heads[-1].bias.zero_()
-
-
-def _read_config(path: Path) -> dict:
-    file = path / RERANKER_CONFIG
-    if not file.is_file():
-        return {}
-    with contextlib.suppress(OSError, json.JSONDecodeError):
-        content = json.loads(file.read_text(encoding="utf-8"))
-        if isinstance(content, dict):
-            return content
-    raise ModelLoadError(f"{file}: unreadable reranker settings")

@@ -19,12 +19,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .._io import atomic_directory, recover_directory
+from .._io import atomic_directory
 from ..errors import ModelLoadError
 from ..text.spans import Span, sentences
 from .defaults import DEFAULT_MODEL, DEFAULT_PRECISION, Precision, TaggerConfig
-from .encoder import default_model_path
 from .hardware import resolve_device, resolve_precision
+from .pretrained import open_pretrained, read_settings
 
 logger = logging.getLogger(__name__)
 
@@ -49,29 +49,18 @@ class Tagger:
     def __init__(self, model: str | Path = DEFAULT_MODEL, *, max_length: int | None = None,
                  precision: Precision = DEFAULT_PRECISION, device: str | torch.device | None = None,
                  batch_size: int | None = None):
-        from transformers import AutoModelForTokenClassification, AutoTokenizer
-        from transformers.utils import logging as hf_logging
+        from transformers import AutoModelForTokenClassification
 
         if precision == "int8":
             raise ValueError("the tagger runs in torch: precision must be 'auto', 'fp32' or 'bf16'")
         self.model_id = str(model)
-        path = default_model_path() if self.model_id == DEFAULT_MODEL else recover_directory(self.model_id)
-        source = str(path) if path.exists() else self.model_id
-        saved = _read_config(path)
+        self.tokenizer, self.model, path = open_pretrained(
+            self.model_id, AutoModelForTokenClassification, "tagger", num_labels=len(LABELS),
+            id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)})
+        saved = read_settings(path, TAGGER_CONFIG, "tagger")
         self.max_length = max_length or saved.get("max_length", _DEFAULT.max_length)
         self.base_model = saved.get("base_model", self.model_id)
         self.training: dict | None = saved.get("training")
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # a fresh head is expected when starting from an encoder
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source)
-            self.model = AutoModelForTokenClassification.from_pretrained(
-                source, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
-                label2id={label: i for i, label in enumerate(LABELS)})
-        except (OSError, ValueError) as err:
-            raise ModelLoadError(f"cannot load tagger model {self.model_id!r}: {err}") from err
-        finally:
-            hf_logging.set_verbosity(verbosity)
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if limit and self.max_length > limit:
             self.max_length = limit  # pieces cannot be longer than the model's positions
@@ -296,16 +285,3 @@ def span_scores(tagger: Tagger, examples: Sequence[Example]) -> dict[str, float]
         tp, predicted, gold = tp + len(want & got), predicted + len(got), gold + len(want)
     p, r = (tp / predicted if predicted else 0.0), (tp / gold if gold else 0.0)
     return {"p": round(p, 4), "r": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0}
-
-
-def _read_config(path: Path) -> dict:
-    file = path / TAGGER_CONFIG
-    if not file.is_file():
-        return {}
-    try:
-        content = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ModelLoadError(f"{file}: unreadable tagger settings ({err})") from None
-    if not isinstance(content, dict):
-        raise ModelLoadError(f"{file}: unreadable tagger settings")
-    return content
