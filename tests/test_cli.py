@@ -368,3 +368,20 @@ def test_train_tagger_from_a_corpus_or_an_ontology_then_annotate_with_it(index_d
     assert main(["-q", "train-tagger", "--corpus", f"pubtator:{corpus}", "--texts", str(texts),
                  "--out", str(tmp_path / "x")]) == 2
     assert "--texts goes with --ontology" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_annotate_a_one_megabyte_document(index_dir, tmp_path):
+    import resource
+
+    sentence = "Asthma was seen with a heart attack in one of the men. "
+    big = tmp_path / "big.txt"
+    text = (sentence * (1_000_000 // len(sentence) + 1))[:1_000_000]
+    big.write_text(text + "\nfits\n")
+    out = tmp_path / "big.jsonl"
+    assert main(["-q", "annotate", "--index", str(index_dir), "--input", str(big), "--output", str(out),
+                 "--detector", "exact", "--precision", "fp32"]) == 0
+    first, second = (json.loads(line) for line in out.read_text().splitlines())
+    assert len(first["entities"]) == text.count("Asthma") + text.count("heart attack")
+    assert second["entities"][0]["text"] == "fits"
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 4 * 1024 * 1024  # KiB: well under 4 GiB
