@@ -70,12 +70,13 @@ def is_boundary_token(token: str) -> bool:
     return token.casefold() not in STOP_WORDS or (len(token) >= 2 and token.isupper())
 
 
-def windows(text: str, max_tokens: int, min_chars: int = 3) -> Iterator[Span]:
+def windows(text: str, max_tokens: int, min_chars: int = 3, breaks: str = "()[];:,") -> Iterator[Span]:
     """Every span of 1…``max_tokens`` tokens inside one sentence that starts and ends with a boundary token
     (or ends with a number of one or two digits after another token).
 
-    A span does not cross a sentence end, nor a bracket, semicolon or colon, which rarely fall inside names
-    ("diabetes (NIDDM)" gives "diabetes" and "NIDDM", not the two together).
+    A span does not cross a sentence end, nor any of the ``breaks`` characters (brackets, semicolons, colons
+    and commas rarely fall inside names as text writes them: "diabetes (NIDDM)" gives "diabetes" and
+    "NIDDM", not the two together).
     """
     for sent_start, sent_end in sentences(text):
         tokens = tokenize(text[sent_start:sent_end])
@@ -84,7 +85,7 @@ def windows(text: str, max_tokens: int, min_chars: int = 3) -> Iterator[Span]:
                 continue
             for j in range(i, min(len(tokens), i + max_tokens)):
                 last = tokens[j]
-                if j > i and any(c in "()[];:" for c in text[sent_start + tokens[j - 1].end:sent_start + last.start]):
+                if j > i and any(c in breaks for c in text[sent_start + tokens[j - 1].end:sent_start + last.start]):
                     break
                 if not (is_boundary_token(last.text) or (j > i and last.text.isdigit() and len(last.text) <= 2)):
                     continue  # a short number may end a name: "diabetes mellitus type 2", "SCA 1"
