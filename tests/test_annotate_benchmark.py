@@ -17,8 +17,9 @@ def test_a_small_run_writes_every_system_with_the_contract_shape(tiny_model_sess
     (data / "medic").mkdir(parents=True)
     (data / "ncbi-disease").mkdir()
     shutil.copy(ONTOLOGIES / "example_medic.txt", data / "medic" / "medic_06Jul2012.txt")
-    docs = [(str(i), "Asthma and a heart attack.", "Fits followed; no NIDDM.",
-             [("Asthma", "D001249"), ("heart attack", "D009203"), ("Fits", "D012640"), ("NIDDM", "D003924")])
+    docs = [(str(i), "Asthma and a heart attack.", "Fits followed; no NIDDM, but a hart attack.",
+             [("Asthma", "D001249"), ("heart attack", "D009203"), ("Fits", "D012640"), ("NIDDM", "D003924"),
+              ("hart attack", "D009203")])  # a misspelt mention: a corpus name MEDIC lacks
             for i in range(4)]
     for name in ("NCBItrainset_corpus.txt", "NCBIdevelopset_corpus.txt", "NCBItestset_corpus.txt"):
         _pubtator(data / "ncbi-disease" / name, docs)
@@ -27,7 +28,7 @@ def test_a_small_run_writes_every_system_with_the_contract_shape(tiny_model_sess
                           "--tagger-epochs", "1"]) == 0
     results = json.loads((out / "results.json").read_text())
     ours = [name for name in results if "[published]" not in name]
-    assert len(ours) == 4 and any(name.startswith("exact") for name in ours)
+    assert len(ours) == 5 and any(name.startswith("exact") for name in ours)
     for name in ours:
         row = results[name]
         assert set(row) >= {"document", "mention_strict", "mention_relaxed", "docs_per_s"}
@@ -37,3 +38,8 @@ def test_a_small_run_writes_every_system_with_the_contract_shape(tiny_model_sess
     chosen = full["choices_on_dev"]["ontology only: exact + approximate matching"]["threshold"]
     assert chosen in annotate.THRESHOLDS and full["command"].startswith("python -m benchmarks.annotate")
     assert (out / "index-medic" / "policy.json").is_file() and (out / "taggers" / "weak").is_dir()
+    from entitylink import Linker
+
+    standard = results["tagger trained on NCBI train, MEDIC + corpus mentions dictionary"]["settings"]
+    assert standard["dictionary"] == "MEDIC + corpus mentions"
+    assert len(Linker.load(out / "index-medic-train-dev").index) > len(Linker.load(out / "index-medic").index)
