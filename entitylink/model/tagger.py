@@ -54,9 +54,11 @@ class Tagger:
         if precision == "int8":
             raise ValueError("the tagger runs in torch: precision must be 'auto', 'fp32' or 'bf16'")
         self.model_id = str(model)
-        self.tokenizer, self.model, path = open_pretrained(
-            self.model_id, AutoModelForTokenClassification, "tagger", num_labels=len(LABELS),
-            id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)})
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # a fresh head starts the same every time, whatever ran before
+            self.tokenizer, self.model, path = open_pretrained(
+                self.model_id, AutoModelForTokenClassification, "tagger", num_labels=len(LABELS),
+                id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)})
         saved = read_settings(path, TAGGER_CONFIG, "tagger")
         self.max_length = max_length or saved.get("max_length", _DEFAULT.max_length)
         self.base_model = saved.get("base_model", self.model_id)
