@@ -313,6 +313,10 @@ def test_annotate_bad_input_is_one_clear_line_and_keeps_what_was_written(index_d
     assert f"{offsets}:3" in capsys.readouterr().err
     assert main(["-q", "annotate", "--index", str(index_dir), "--input", str(out), "--output", str(out)]) == 2
     assert "would overwrite --input" in capsys.readouterr().err
+    missing = tmp_path / "missing.txt"
+    assert main(["-q", "annotate", "--index", str(index_dir), "--input", str(missing), "--output",
+                 str(tmp_path / "m.jsonl")]) == 2
+    assert "no such file" in capsys.readouterr().err and not list(tmp_path.glob("m.jsonl*"))
 
 
 def test_evaluate_docs_scores_annotation_against_a_corpus(index_dir, tmp_path, capsys):

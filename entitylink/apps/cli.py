@@ -192,6 +192,8 @@ def cmd_annotate(args: argparse.Namespace) -> None:
     from ..model.distributed import context
     from ..text.documents import read_documents
 
+    if not Path(args.input).is_file():
+        raise FileNotFoundError(f"no such file: {args.input}")
     if Path(args.output).resolve() == Path(args.input).resolve():
         raise EntityLinkError(f"--output {args.output} would overwrite --input")
     annotator = _annotator(args)
