@@ -257,7 +257,7 @@ class TaggerTrainer:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 scheduler.step()
-                losses.append(float(loss))
+                losses.append(loss.item())
             model.eval()
             record = {"epoch": epoch + 1, "loss": round(sum(losses) / len(losses), 4),
                       "seconds": round(time.perf_counter() - started, 1)}
