@@ -31,7 +31,7 @@ from entitylink import DictionaryIndex, Encoder, Linker, LinkingPolicy, Ontology
 from entitylink._io import atomic_write_text
 from entitylink.link.annotate import Annotator, NameMatcher
 from entitylink.link.doc_evaluation import score_documents
-from entitylink.model.defaults import TaggerConfig
+from entitylink.model.defaults import DEFAULT_PRECISION, TaggerConfig
 from entitylink.model.tagger import Tagger, TaggerTrainer
 from entitylink.text.pubtator import read_pubtator
 
@@ -85,9 +85,9 @@ def trained_tagger(args, label: str, examples, dev_examples) -> tuple[Tagger, fl
     """Train a tagger (or, with --reuse, reopen the one an earlier run saved under OUT/taggers/)."""
     folder = args.out / "taggers" / label
     if args.reuse and (folder / "entitylink_tagger.json").is_file():
-        tagger = Tagger(folder)
+        tagger = Tagger(folder, precision=args.tagger_precision)
         return tagger, tagger.training["seconds"]
-    tagger = Tagger(args.model)
+    tagger = Tagger(args.model, precision=args.tagger_precision)
     trainer = TaggerTrainer(tagger, epochs=args.tagger_epochs, show_progress=False)
     trainer.fit(examples, dev_examples)
     tagger.save(folder)
@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep and reuse encodings under OUT/cache and taggers under OUT/taggers")
     parser.add_argument("--no-tagger", action="store_true", help="leave out the two tagger rows")
     parser.add_argument("--tagger-epochs", type=int, default=TaggerConfig().epochs)
+    parser.add_argument("--tagger-precision", default=DEFAULT_PRECISION,
+                        help="of tagger training and tagging (bf16 trains slower than fp32 on CPUs without AMX)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     started = time.perf_counter()
