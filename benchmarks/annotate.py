@@ -44,7 +44,7 @@ PUBLISHED = {
     "MetaMap (DNorm's baseline) [published]": {"document": {"p": 0.502, "r": 0.665, "f1": 0.572}},
 }
 THRESHOLDS = (0.85, 0.9, 0.93, 0.95, 0.97, 0.99)
-TAGGER_THRESHOLDS = (float("-inf"), 0.6, 0.7, 0.8, 0.9)
+TAGGER_THRESHOLDS = (float("-inf"), 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
 class CachedLinker:

@@ -168,3 +168,19 @@ def test_a_reranker_re_scores_only_the_spans_kept(linker, tiny_model_session):
     expected = dict(zip(kept, real(kept, threshold=float("-inf"))))
     assert [(e.concept_id, e.score) for e in entities] == \
         [(expected[e.text][0].concept_id, expected[e.text][0].score) for e in entities]
+
+
+def test_phrases_seen_in_earlier_batches_are_not_linked_again(linker, monkeypatch):
+    calls = []
+    real = linker.link
+
+    def spy(texts, **kwargs):
+        calls.append(list(texts))
+        return real(texts, **kwargs)
+
+    annotator = Annotator(linker, detector="exact", batch_size=1)
+    monkeypatch.setattr(linker, "link", spy)
+    first, second = annotator.annotate(["asthma and fits", "fits and asthma, then a heart attack"])
+    assert sorted(calls[0]) == ["asthma", "fits"] and calls[1] == ["heart attack"]  # only the new phrase
+    assert [e.text for e in second] == ["fits", "asthma", "heart attack"]
+    assert first[0].candidates == second[1].candidates  # the remembered candidates are the same

@@ -14,7 +14,7 @@ tagger (:class:`~entitylink.model.tagger.Tagger`) may propose the spans instead 
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,6 +36,7 @@ from .policy import (
 
 STEM = 5  # "infarct" and "infarction" share their first five letters
 GENERIC_SHARE = 0.01  # a word in 1% of the names or more is generic on its own
+MEMORY = 200_000  # texts whose candidates are remembered across batches
 ACRONYM_CHARS = 6  # longer names in capitals are titles (OMIM's "ANIRIDIA"), matched in any case
 
 
@@ -173,6 +174,22 @@ class Annotator:
         self._dictionary = NameMatcher.from_index(linker.index)
         detector_name = linker.policy.abbreviations
         self._finder = AbbreviationFinder(detector_name) if detector_name != "off" else None
+        self._seen: OrderedDict[str, list[Candidate]] = OrderedDict()  # recent texts' candidates
+
+    def _retrieve(self, queries: list[str]) -> dict[str, list[Candidate]]:
+        """Candidates of each text, linking only those not among the last ``MEMORY`` texts linked: the
+        same phrases recur across documents."""
+        missing = [q for q in queries if q not in self._seen]
+        if missing:
+            for query, candidates in zip(missing, self.linker.link(missing, threshold=float("-inf"), rerank=False)):
+                self._seen[query] = candidates
+        out = {}
+        for query in queries:
+            self._seen.move_to_end(query)
+            out[query] = self._seen[query]
+        while len(self._seen) > MEMORY:
+            self._seen.popitem(last=False)
+        return out
 
     def annotate(self, texts: Iterable[str]) -> Iterator[list[Entity]]:
         """Entities of each document, in input order, as they are ready.
@@ -249,7 +266,7 @@ class Annotator:
         proposals = [self._proposals(text, spans) if text else [] for text, spans in zip(texts, tagged)]
         queries = list(dict.fromkeys(p.query for props in proposals for p in props))
         # spans are found with the retriever's scores; a reranker then re-scores the spans kept
-        linked = dict(zip(queries, self.linker.link(queries, threshold=float("-inf"), rerank=False)))
+        linked = self._retrieve(queries)
         out, query_of = [], {}
         for props in proposals:
             found = []

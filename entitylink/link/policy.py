@@ -20,7 +20,7 @@ POLICY_FILE = "policy.json"
 # Document annotation (entitylink.link.annotate): how mentions are found before they are linked.
 DetectorName = Literal["dictionary", "exact", "tagger"]
 DETECTOR_NAMES = ("dictionary", "exact", "tagger")
-DEFAULT_DETECT_THRESHOLD = 0.95  # chosen on NCBI-disease dev with the packaged MiniLM (benchmarks/annotate.py)
+DEFAULT_DETECT_THRESHOLD = 0.95  # NCBI-disease dev: 0.93-0.99 within 1 F1 point (benchmarks/README.md)
 DEFAULT_MAX_TOKENS = 5  # the longest approximate window (QuickUMLS's)
 MAX_EXACT_TOKENS = 12  # the longest window matched verbatim
 DEFAULT_BATCH_SIZE = 32  # documents (or pieces) linked together
