@@ -68,3 +68,23 @@ def test_device_from_local_rank_under_torchrun(monkeypatch):
     assert hardware.resolve_device("cuda:1") == torch.device("cuda", 1)  # an explicit index wins
     assert hardware.resolve_device("cpu") == CPU
     assert chosen == [torch.device("cuda", 3), torch.device("cuda", 3)]
+
+
+@pytest.mark.parametrize("speedup, expected", [(0.6, "fp32"), (2.2, "bf16")])
+def test_on_this_machine_auto_also_measures_bf16_against_fp32(monkeypatch, caplog, speedup, expected):
+    from entitylink.model import hardware
+
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: AVX512_BF16)  # bf16 units, as lscpu would say
+    monkeypatch.setattr(hardware, "bf16_matmul_speedup", lambda: speedup)  # and what a matmul measures
+    with caplog.at_level(logging.INFO, logger="entitylink.model.hardware"):
+        assert resolve_precision("auto", CPU) == expected
+    assert f"measured {speedup:.2f}x fp32" in caplog.text
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: AVX2_ONLY)  # no bf16 units: nothing to measure
+    monkeypatch.setattr(hardware, "bf16_matmul_speedup", lambda: pytest.fail("measured without bf16 units"))
+    assert resolve_precision("auto", CPU) == "fp32"
+
+
+def test_the_bf16_measurement_is_a_positive_ratio():
+    from entitylink.model.hardware import bf16_matmul_speedup
+
+    assert 0.05 < bf16_matmul_speedup() < 20

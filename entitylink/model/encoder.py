@@ -54,8 +54,8 @@ class Encoder:
             on the hub (entitylink's, else a sentence-transformers Pooling config: mean for
             all-MiniLM-L6-v2), else ``"cls"`` as SapBERT uses.
         max_length: tokens per text, longer texts are truncated (names are short).
-        precision: ``"auto"`` uses bf16 only where the hardware runs it fast (CUDA, CPUs
-            with AMX or AVX512-BF16), ``"fp32"`` or ``"bf16"`` force a choice. ``"int8"`` encodes
+        precision: ``"auto"`` uses bf16 only where the hardware runs it fast (CUDA, CPUs with AMX or
+            AVX512-BF16 where it measures faster), ``"fp32"`` or ``"bf16"`` force a choice. ``"int8"`` encodes
             on the CPU with ONNX Runtime and int8 weights (``pip install 'entitylink[onnx]'``): about
             2x fp32, the fast path for CPUs without bf16 units; the model is exported once per
             weights into ``$ENTITYLINK_CACHE`` (default ``~/.cache/entitylink``). Training always

@@ -76,15 +76,44 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def bf16_is_fast(device: torch.device, flags: frozenset[str] | None = None) -> bool:
-    """True where bf16 matmuls run in hardware: CUDA GPUs with bf16 support, CPUs with AMX/AVX512-BF16
-    (unless ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below them)."""
+    """True where bf16 matmuls beat fp32: CUDA GPUs with bf16 support; CPUs with AMX/AVX512-BF16
+    (unless ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below them) on which a bf16 matmul of the encoder's shape
+    also measures faster than fp32. Some CPUs with AVX512-BF16 and no AMX run bf16 matmuls at about half
+    the fp32 rate (benchmarks/README.md), so the flags alone do not decide. With ``flags`` given (another
+    machine's, for a what-if) only the flags are read."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
+        measure = flags is None
         flags = cpu_flags() if flags is None else flags
         cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").upper()
-        return any(flag in flags for flag in BF16_CPU_FLAGS) and cap not in _ONEDNN_ISAS_WITHOUT_BF16
+        if not any(flag in flags for flag in BF16_CPU_FLAGS) or cap in _ONEDNN_ISAS_WITHOUT_BF16:
+            return False
+        return bf16_matmul_speedup() > 1.0 if measure else True
     return False
+
+
+@functools.lru_cache(maxsize=1)
+def bf16_matmul_speedup(rows: int = 2048, repeats: int = 5) -> float:
+    """fp32 time over bf16 time of a matmul shaped like the encoder's feed-forward layer, on this CPU
+    (measured once per process, about 0.1 s)."""
+    import time
+
+    a = torch.randn(rows, 384)
+    b = torch.randn(384, 1536)
+    best = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        x, y = a.to(dtype), b.to(dtype)
+        x @ y  # warm-up: oneDNN picks its kernel on the first call
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            x @ y
+            times.append(time.perf_counter() - start)
+        best[dtype] = min(times)
+    speedup = best[torch.float32] / best[torch.bfloat16]
+    logger.info("bf16 matmul on this CPU: %.2fx fp32", speedup)
+    return speedup
 
 
 def resolve_precision(
@@ -104,7 +133,10 @@ def resolve_precision(
         return precision  # type: ignore[return-value]
     fast = bf16_is_fast(device, flags)
     if device.type == "cpu":
-        reason = f"CPU {cpu_model()!r} " + ("has" if fast else "lacks") + " AMX/AVX512-BF16"
+        has = any(flag in (cpu_flags() if flags is None else flags) for flag in BF16_CPU_FLAGS)
+        reason = f"CPU {cpu_model()!r} " + ("has" if has else "lacks") + " AMX/AVX512-BF16"
+        if has and flags is None:
+            reason += f"; bf16 matmuls measured {bf16_matmul_speedup():.2f}x fp32"
     else:
         reason = f"device {device}"
     choice: Literal["fp32", "bf16"] = "bf16" if fast else "fp32"
