@@ -295,7 +295,7 @@ def test_trainer_defaults_are_read_from_the_config():
 
 
 @pytest.mark.skipif(not __import__("entitylink.model.hardware", fromlist=["bf16_is_fast"]).bf16_is_fast(
-    torch.device("cpu")), reason="this CPU has no bf16 units (AMX / AVX512-BF16)")
+    torch.device("cpu")), reason="bf16 is not fast on this CPU (no AMX / AVX512-BF16, or measured slower than fp32)")
 def test_bf16_training_where_the_cpu_runs_it(tiny_model, medic_example):
     """precision='auto' trains under bf16 autocast on such a CPU; the weights stay fp32 and the loss falls."""
     encoder = Encoder(tiny_model)
