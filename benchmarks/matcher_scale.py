@@ -10,9 +10,10 @@ NCBI-disease test abstracts (or HPO names as text when the corpus is absent) by
   (b) an Aho–Corasick automaton over the normalised names (``pyahocorasick``), word boundaries checked,
   (c) spaCy's ``PhraseMatcher`` on the ``LOWER`` attribute (skipped above ``--phrase-max`` names: its
       build tokenises every name).
-Memory is the growth of the process's resident set while the matcher is built, or the Python memory
-it holds (``tracemalloc``) where that is larger (a set may reuse memory the name generator freed); a
-fresh process per matcher and size, so one does not hide another's. Build times include tracing.
+Memory is the growth of the process's resident set while the matcher is built; for ``NameMatcher``
+(Python sets, which can reuse memory the name generator freed) the Python memory it holds
+(``tracemalloc``) where that is larger, its build time then including the tracing. A fresh process per
+matcher and size, so one does not hide another's.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ def measure(kind: str, size: int, data: Path) -> dict:
     import tracemalloc
 
     before = rss_mib()
-    tracemalloc.start()  # Python-level allocations: what a set reusing freed memory hides from the RSS
+    traced = kind == "NameMatcher"  # Python sets can reuse memory the name generator freed: trace them
+    if traced:
+        tracemalloc.start()
     start = time.perf_counter()
     if kind == "NameMatcher":
         from entitylink.link.annotate import NameMatcher
@@ -86,9 +89,10 @@ def measure(kind: str, size: int, data: Path) -> dict:
         def find(text: str) -> list[tuple[int, int]]:
             return [(a, z) for _, a, z in matcher(nlp.make_doc(text))]
     build = time.perf_counter() - start
-    traced = tracemalloc.get_traced_memory()[0] / 2**20
-    tracemalloc.stop()
-    grown = max(rss_mib() - before, traced)
+    grown = rss_mib() - before
+    if traced:
+        grown = max(grown, tracemalloc.get_traced_memory()[0] / 2**20)
+        tracemalloc.stop()
     start = time.perf_counter()
     found = sum(len(find(t)) for t in texts)
     seconds = time.perf_counter() - start
