@@ -1,12 +1,13 @@
 """Document annotation: find the mentions in running text and link them.
 
-Detection from the ontology alone (``detector="dictionary"``): every window of 1…``max_tokens``
-tokens inside a sentence (QuickUMLS's rules: no stop word, bare number or punctuation at either end)
-whose normalised text is a dictionary name is an *exact* match; the other windows that start and end
-with a word of the dictionary's vocabulary are linked, and kept when the top concept scores at least
-``threshold`` (the *approximate* matches: "myocardial infarct", "hearing loss in both ears"). Short
-forms defined in the document ("non-insulin-dependent diabetes (NIDDM)") are linked as their long
-forms wherever they recur. Overlapping spans are resolved by score, then length.
+Detection from the ontology alone (``detector="dictionary"``): every window of up to 12 tokens inside
+a sentence (QuickUMLS's rules: no stop word, bare number or punctuation at either end) whose
+normalised text is a dictionary name is an *exact* match; the other windows of up to ``max_tokens``
+tokens that begin as some name begins and end as some name ends, and overlap no exact match, are
+linked and kept when the top concept scores at least ``threshold`` (the *approximate* matches:
+"myocardial infarct", "hearing loss in both ears"). Short forms defined in the document
+("non-insulin-dependent diabetes (NIDDM)") are linked as their long forms wherever they recur.
+Overlapping spans are resolved: exact matches first, then by score, then length.
 ``detector="exact"`` keeps the exact matches only (the string-matcher baseline). A token-classification
 tagger (:class:`~entitylink.model.tagger.Tagger`) may propose the spans instead (``detector="tagger"``).
 """
@@ -22,7 +23,7 @@ from typing import Any
 from ..ontology.table import Ontology
 from ..text.abbreviations import AbbreviationFinder, expand
 from ..text.normalize import Normalizer
-from ..text.spans import Span, chunks, is_boundary_token, tokenize, windows
+from ..text.spans import Span, chunks, is_boundary_token, keep_non_overlapping, windows
 from .linker import Candidate, Linker
 from .policy import (
     DEFAULT_BATCH_SIZE,
@@ -105,11 +106,7 @@ class NameMatcher:
     def find(self, text: str, max_tokens: int = MAX_EXACT_TOKENS) -> list[Span]:
         """The dictionary names in ``text``, longest first where they overlap (weak labels for a tagger)."""
         found = [span for span in windows(text, max_tokens) if self.exact(span.text, self.normalizer(span.text))]
-        kept: list[Span] = []
-        for span in sorted(found, key=lambda s: (-(s.end - s.start), s.start)):
-            if not any(span.overlaps(k) for k in kept):
-                kept.append(span)
-        return sorted(kept, key=lambda s: s.start)
+        return keep_non_overlapping(found, rank=lambda s: (-(s.end - s.start), s.start))
 
     def exact(self, text: str, normalised: str) -> bool | None:
         """True for a dictionary name; ``None`` for an acronym's text in the wrong case ("was" for "WAS")
@@ -234,30 +231,29 @@ class Annotator:
     # ---------------------------------------------------------------- internals
     def _proposals(self, text: str, tagged: list[Span] | None = None) -> list[_Proposal]:
         short_forms = self._finder.find([text]) if self._finder is not None and text.strip() else {}
-        normalise = self._dictionary.normalizer
-        out: list[_Proposal] = []
         if tagged is not None:
             return [_Proposal(s, expand(s.text, short_forms) if short_forms else s.text, "tagger") for s in tagged]
-        longest = max(self.max_tokens, MAX_EXACT_TOKENS)
+        out: list[_Proposal] = []
         approximate = []
-        for span in windows(text, longest):
+        for span in windows(text, max(self.max_tokens, MAX_EXACT_TOKENS)):
             query = expand(span.text, short_forms) if short_forms else span.text
-            normalised = normalise(query)
+            normalised = self._dictionary.normalizer(query)
             exact = self._dictionary.exact(query, normalised)
             if exact:
                 out.append(_Proposal(span, query, "exact"))
-            elif exact is not None and (self.detector == "dictionary" and len(tokenize(span.text)) <= self.max_tokens
+            elif (exact is not None and self.detector == "dictionary" and span.tokens <= self.max_tokens
                   and self._dictionary.plausible(normalised)):
                 approximate.append(_Proposal(span, query, "approximate"))
         # an exact match wins any overlap, so windows overlapping one need not be linked
-        exact = [p.span for p in out]
-        out += [p for p in approximate if not any(p.span.overlaps(e) for e in exact)]
+        exact_spans = [p.span for p in out]
+        out += [p for p in approximate if not any(p.span.overlaps(e) for e in exact_spans)]
+        proposed = {p.span for p in out}
         for short, long_form in short_forms.items():  # a defined short form of any length, wherever it recurs
             if not is_boundary_token(short):
                 continue
             for match in re.finditer(rf"(?<![\w-]){re.escape(short)}(?![\w-])", text):
                 span = Span(match.start(), match.end(), short)
-                if len(short) < 3 or not any(p.span == span for p in out):
+                if len(short) < 3 or span not in proposed:
                     out.append(_Proposal(span, long_form, "abbreviation"))
         return out
 
@@ -290,12 +286,8 @@ class Annotator:
 
 def _resolve_overlaps(entities: list[Entity]) -> list[Entity]:
     """Keep the best of overlapping entities: exact matches first, then by score, then the longer one."""
-    ranked = sorted(entities, key=lambda e: (e.source != "exact", -round(e.score, 2), -(e.end - e.start), e.start))
-    kept: list[Entity] = []
-    for entity in ranked:
-        if all(entity.end <= k.start or k.end <= entity.start for k in kept):
-            kept.append(entity)
-    return sorted(kept, key=lambda e: (e.start, e.end))
+    return keep_non_overlapping(
+        entities, rank=lambda e: (e.source != "exact", -round(e.score, 2), -(e.end - e.start), e.start))
 
 
 _TEMPLATES = ("{0}.", "The patient had {0}.", "We describe a family with {0} and {1}.",

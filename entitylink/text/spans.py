@@ -6,9 +6,11 @@ stop word, a bare number or punctuation; a minimum length), without knowledge of
 
 from __future__ import annotations
 
+import bisect
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 _TOKEN = re.compile(r"[^\W_]+")
 # a sentence ends at . ! ? followed by space and a capital, digit or bracket, or at a blank line
@@ -36,14 +38,33 @@ class Token:
 
 @dataclass(frozen=True)
 class Span:
-    """A character span ``text[start:end]`` of a document."""
+    """A character span ``text[start:end]`` of a document (``tokens``: how many tokens it holds, where known)."""
 
     start: int
     end: int
     text: str
+    tokens: int = field(default=0, compare=False)
 
     def overlaps(self, other: Span) -> bool:
         return self.start < other.end and other.start < self.end
+
+
+class _Interval(Protocol):
+    start: int
+    end: int
+
+
+Item = TypeVar("Item", bound=_Interval)
+
+
+def keep_non_overlapping(items: Iterable[Item], rank: Callable[[Item], Any]) -> list[Item]:
+    """The items that survive a greedy pass in ``rank`` order (best first) keeping each one that overlaps
+    none kept before it, in text order."""
+    kept: list[Item] = []
+    for item in sorted(items, key=rank):
+        if all(item.end <= k.start or k.end <= item.start for k in kept):
+            kept.append(item)
+    return sorted(kept, key=lambda k: (k.start, k.end))
 
 
 def tokenize(text: str) -> list[Token]:
@@ -91,7 +112,7 @@ def windows(text: str, max_tokens: int, min_chars: int = 3, breaks: str = "()[];
                     continue  # a short number may end a name: "diabetes mellitus type 2", "SCA 1"
                 start, end = sent_start + first.start, sent_start + last.end
                 if end - start >= min_chars:
-                    yield Span(start, end, text[start:end])
+                    yield Span(start, end, text[start:end], j - i + 1)
 
 
 def chunks(text: str, max_chars: int) -> list[tuple[int, str]]:
@@ -99,16 +120,15 @@ def chunks(text: str, max_chars: int) -> list[tuple[int, str]]:
     possible, else at a space; an empty text has none."""
     out: list[tuple[int, str]] = []
     start = 0
-    starts = [*sentence_starts(text)[1:], len(text)]
+    starts = sentence_starts(text)[1:]
     while start < len(text):
         if len(text) - start <= max_chars:
             end = len(text)
         else:
             limit = start + max_chars
-            inside = [s for s in starts if start < s <= limit]
-            end = inside[-1] if inside else (text.rfind(" ", start + 1, limit) + 1 or limit)
-            if end <= start:
-                end = limit
+            last = bisect.bisect_right(starts, limit) - 1  # the last sentence start within the limit
+            end = starts[last] if last >= 0 and starts[last] > start else \
+                (text.rfind(" ", start + 1, limit) + 1 or limit)
         out.append((start, text[start:end]))
         start = end
     return out
