@@ -30,7 +30,7 @@ from benchmarks.ncbi_disease import SPLITS, EncodingCache
 from entitylink import DictionaryIndex, Encoder, Linker, LinkingPolicy, Ontology
 from entitylink._io import atomic_write_text
 from entitylink.link.annotate import Annotator, NameMatcher
-from entitylink.link.doc_evaluation import score_documents
+from entitylink.link.doc_evaluation import score_annotations
 from entitylink.model.defaults import DEFAULT_PRECISION, TaggerConfig
 from entitylink.model.tagger import Tagger, TaggerTrainer
 from entitylink.text.pubtator import read_pubtator
@@ -69,16 +69,11 @@ def mention_names(documents) -> Ontology:
     return Ontology.from_pairs(pairs, name="corpus mentions")
 
 
-def gold_mentions(documents) -> list[list[tuple[int, int, str]]]:
-    return [[(m.start, m.end, m.ids) for m in doc.mentions] for doc in documents]
-
-
 def run(annotator: Annotator, documents) -> tuple[dict, float, list]:
     start = time.perf_counter()
     entities = list(annotator.annotate([d.text for d in documents]))
     seconds = time.perf_counter() - start
-    predicted = [[(e.start, e.end, e.concept_id) for e in doc] for doc in entities]
-    return score_documents(gold_mentions(documents), predicted), seconds, entities
+    return score_annotations(documents, entities), seconds, entities
 
 
 def trained_tagger(args, label: str, examples, dev_examples) -> tuple[Tagger, float]:

@@ -246,14 +246,19 @@ def _pubtator_path(spec: str, option: str) -> str:
     return path
 
 
-def _annotated(spec: str, option: str) -> list[tuple[str, list[tuple[int, int]]]]:
+def _read_corpus(spec: str, option: str) -> list:
+    """The documents of a ``pubtator:FILE`` option; none is an error."""
     from ..text.pubtator import read_pubtator
 
     path = _pubtator_path(spec, option)
     documents = read_pubtator(path)
     if not documents:
         raise EntityLinkError(f"{path}: no documents")
-    return [(d.text, [(m.start, m.end) for m in d.mentions]) for d in documents]
+    return documents
+
+
+def _annotated(spec: str, option: str) -> list[tuple[str, list[tuple[int, int]]]]:
+    return [(d.text, [(m.start, m.end) for m in d.mentions]) for d in _read_corpus(spec, option)]
 
 
 def cmd_train_tagger(args: argparse.Namespace) -> None:
@@ -290,18 +295,13 @@ def cmd_evaluate_docs(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 
     from .._io import atomic_write_text
-    from ..link.doc_evaluation import score_documents
-    from ..text.pubtator import read_pubtator
+    from ..link.doc_evaluation import score_annotations
 
-    path = _pubtator_path(args.corpus, "--corpus")
-    documents = read_pubtator(path)
-    if not documents:
-        raise EntityLinkError(f"{path}: no documents")
+    documents = _read_corpus(args.corpus, "--corpus")
     annotator = _annotator(args)
     found = list(tqdm(annotator.annotate(d.text for d in documents), total=len(documents), unit="doc",
                       desc="annotating", disable=args.quiet))
-    gold = [[(m.start, m.end, m.ids) for m in d.mentions] for d in documents]
-    scores = score_documents(gold, [[(e.start, e.end, e.concept_id) for e in doc] for doc in found])
+    scores = score_annotations(documents, found)
     for level, figures in scores.items():
         print(f"{level}\tP {figures['p']:.4f}\tR {figures['r']:.4f}\tF1 {figures['f1']:.4f}")
     print(f"documents\t{len(documents)}")
@@ -682,22 +682,19 @@ def _corpus_queries(args: argparse.Namespace, linker) -> tuple[list, list[str]]:
     """The mentions of ``--corpus`` as queries (a composite one as its list of parts) and their gold ids."""
     from ..index.hybrid import HybridIndex
     from ..text.preprocess import QueryPreprocessor, drop_unknown, read_spelling
-    from ..text.pubtator import read_pubtator
 
-    kind, sep, path = args.corpus.partition(":")
-    if not sep or kind.lower() != "pubtator" or not path:
-        raise EntityLinkError(f"--corpus must be pubtator:FILE, not {args.corpus!r}")
+    documents = _read_corpus(args.corpus, "--corpus")
     detector = linker.policy.abbreviations
     preprocessor = QueryPreprocessor(abbreviations=None if detector == "off" else detector,
                                      spelling=read_spelling(args.spelling) if args.spelling else {})
-    queries = preprocessor.queries(read_pubtator(path))
+    queries = preprocessor.queries(documents)
     if args.drop_unknown:
         dense = linker.index.dense if isinstance(linker.index, HybridIndex) else linker.index
         known = {i for cid in set(dense.concept_ids) for i in cid.split("|")}
         queries, dropped = drop_unknown(queries, known)
         print(f"dropped\t{dropped}", file=sys.stderr)
     if not queries:
-        raise EntityLinkError(f"{path}: no annotated mentions to evaluate")
+        raise EntityLinkError(f"{args.corpus}: no annotated mentions to evaluate")
     return [q.text for q in queries], [q.gold for q in queries]
 
 

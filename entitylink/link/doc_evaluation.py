@@ -70,3 +70,10 @@ def score_documents(gold: Sequence[Iterable[Mention]], predicted: Sequence[Itera
         _match_mentions(gold_doc, predicted_doc, strict, strict=True)
         _match_mentions(gold_doc, predicted_doc, relaxed, strict=False)
     return {"document": document.scores(), "mention_strict": strict.scores(), "mention_relaxed": relaxed.scores()}
+
+
+def score_annotations(documents: Sequence, annotated: Sequence[Iterable]) -> dict[str, dict]:
+    """:func:`score_documents` of annotated entities (``start``, ``end``, ``concept_id``) per document
+    against annotated documents' mentions (``start``, ``end``, ``ids``, as PubTator ones have)."""
+    gold = [[(m.start, m.end, m.ids) for m in document.mentions] for document in documents]
+    return score_documents(gold, [[(e.start, e.end, e.concept_id) for e in entities] for entities in annotated])
