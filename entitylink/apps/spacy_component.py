@@ -165,14 +165,14 @@ class EntityLinkerComponent:
     def _detect(self, docs: list[Doc]) -> None:
         """Add the mentions the annotator finds where no entity is yet."""
         for doc, entities in zip(docs, self.annotator.annotate([doc.text for doc in docs])):
-            found, candidates = [], {}
+            taken, found, candidates = list(doc.ents), [], {}
             for e in entities:
                 span = doc.char_span(e.start, e.end, label=self.label,
                                      kb_id=e.concept_id if self.set_kb_id else "", alignment_mode="expand")
-                if span is not None and not any(span.start < o.end and o.start < span.end for o in doc.ents):
-                    if not any(span.start < o.end and o.start < span.end for o in found):
-                        found.append(span)
-                        candidates[(span.start, span.end)] = [(c.concept_id, c.score) for c in e.candidates]
+                if span is not None and not any(span.start < o.end and o.start < span.end for o in taken):
+                    taken.append(span)
+                    found.append(span)
+                    candidates[(span.start, span.end)] = [(c.concept_id, c.score) for c in e.candidates]
             if found:
                 doc.ents = sorted([*doc.ents, *found], key=lambda s: s.start)
                 for ent in doc.ents:
