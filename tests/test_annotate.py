@@ -44,6 +44,9 @@ def test_exact_matches_with_offsets_and_the_acronym_case_rule(linker):
     assert ("WAS", "D014927", "exact") in found  # the syndrome written as its acronym
     assert all(text[e.start:e.end] == e.text for e in entities)
     assert not any(e.text.lower() in ("was", "can") and e.text != "WAS" for e in entities)  # the verbs
+    # an acronym that is no stop word is matched in its own case only ("CVA", not "cva")
+    found = [(e.text, e.concept_id) for e in Annotator(linker, detector="exact").annotate_one("A CVA; no cva.")]
+    assert found == [("CVA", "D020521")]
 
 
 def test_short_forms_defined_in_the_document_are_linked_as_their_long_form(linker):
@@ -68,6 +71,16 @@ def test_the_threshold_drops_approximate_spans_only(linker):
     strict = Annotator(linker, threshold=1.01).annotate_one(text)
     assert {e.source for e in strict} == {"exact"} and any(e.text == "heart attack" for e in strict)
     assert any(e.source == "approximate" for e in keep_all)
+
+
+def test_approximate_windows_are_no_longer_than_max_tokens(linker):
+    from entitylink.text.spans import tokenize
+
+    text = "Chronic cardiac heart failures and kidney renal failures were seen."
+    for limit in (1, 2, 3, 4):
+        proposals = Annotator(linker, max_tokens=limit)._proposals(text)
+        lengths = {len(tokenize(p.span.text)) for p in proposals if p.source == "approximate"}
+        assert max(lengths) == limit  # up to the limit, never beyond
 
 
 def test_batches_stream_in_order_and_empty_documents_are_empty(linker):
@@ -184,3 +197,16 @@ def test_phrases_seen_in_earlier_batches_are_not_linked_again(linker, monkeypatc
     assert sorted(calls[0]) == ["asthma", "fits"] and calls[1] == ["heart attack"]  # only the new phrase
     assert [e.text for e in second] == ["fits", "asthma", "heart attack"]
     assert first[0].candidates == second[1].candidates  # the remembered candidates are the same
+
+
+def test_a_word_in_many_names_is_no_mention_on_its_own():
+    from entitylink import Normalizer
+    from entitylink.link.annotate import NameMatcher
+
+    names = ["Syndrome"] + [f"Type {chr(97 + i)}{chr(97 + j)} syndrome" for i in range(5) for j in range(5)] + \
+        [f"Name {i}" for i in range(2000)]  # "syndrome" is in 26 of 2,026 names: over 1%
+    matcher = NameMatcher(names, [Normalizer()(n) for n in names], Normalizer())
+    assert [s.text for s in matcher.find("A syndrome, then type ab syndrome.")] == ["type ab syndrome"]
+    few = ["Syndrome", "Type ab syndrome"] + [f"Name {i}" for i in range(2000)]  # now in 2 names only
+    rare = NameMatcher(few, [Normalizer()(n) for n in few], Normalizer())
+    assert [s.text for s in rare.find("A syndrome, then type ab syndrome.")] == ["syndrome", "type ab syndrome"]
