@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         runs[label] = lambda e=encoder: e.encode(names, show_progress=False)
     for label, fn in runs.items():
         seconds, vectors[label] = timed(fn, args.repeats)
-        rows[label] = {"seconds": round(seconds, 2), "names_per_s": round(len(names) / seconds, 1)}
+        rows[label] = {"seconds": float(f"{seconds:.4g}"), "names_per_s": round(len(names) / seconds, 1)}
         print(f"{label}: {rows[label]}", flush=True)
     a, b = (rows[k]["names_per_s"] for k in list(rows)[:2])
     reference = vectors["(c) entitylink Encoder, fp32"]
