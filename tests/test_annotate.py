@@ -210,3 +210,13 @@ def test_a_word_in_many_names_is_no_mention_on_its_own():
     few = ["Syndrome", "Type ab syndrome"] + [f"Name {i}" for i in range(2000)]  # now in 2 names only
     rare = NameMatcher(few, [Normalizer()(n) for n in few], Normalizer())
     assert [s.text for s in rare.find("A syndrome, then type ab syndrome.")] == ["syndrome", "type ab syndrome"]
+
+
+def test_a_defined_short_form_takes_the_concept_found_in_its_long_form(linker):
+    text = "Children with severe asthma attacks (SAA) were seen. SAA recurred in winter."
+    entities = Annotator(linker, detector="exact").annotate_one(text)
+    saa = [e for e in entities if e.text == "SAA"]
+    # "severe asthma attacks" is no dictionary name; the entity inside it ("asthma") names the short form
+    assert [(e.start, e.concept_id, e.source) for e in saa] == [
+        (text.index("SAA"), "D001249", "abbreviation"), (text.rindex("SAA"), "D001249", "abbreviation")]
+    assert any(e.text == "asthma" and e.concept_id == "D001249" for e in entities)

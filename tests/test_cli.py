@@ -176,7 +176,7 @@ def test_demo_on_a_tiny_model(tiny_model, tmp_path, capsys):
 
 
 def test_train_takes_the_loader_options_index_takes(tiny_model, tmp_path):
-    """--synonym-scopes reaches the OBO loader in train as in index: both see the same names."""
+    """--synonym-scopes and --roots reach the OBO loader in train as in index: both see the same names."""
     obo = ONTOLOGIES / "example.obo"
     out = tmp_path / "model"
     base = ["train", "--ontology", f"obo:{obo}", "--out", str(out), "--model", str(tiny_model), "--precision",
@@ -187,6 +187,9 @@ def test_train_takes_the_loader_options_index_takes(tiny_model, tmp_path):
     every = json.loads((out / "entitylink_training.json").read_text())
     assert every["steps"] > exact["steps"]  # more synonyms, more names, more steps
     assert main([*base, "--synonym-scopes", "SIMILAR"]) == 2
+    assert main([*base, "--roots", "EX:0000003"]) == 0  # one branch: fewer names, fewer steps
+    assert json.loads((out / "entitylink_training.json").read_text())["steps"] < exact["steps"]
+    assert main([*base, "--roots", "EX:9999999"]) == 2
 
 
 def test_index_with_a_sparse_weight_writes_a_hybrid_that_link_uses(tiny_model, tmp_path, capsys):

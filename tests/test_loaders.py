@@ -99,6 +99,20 @@ def test_obo_scopes_and_obsolete_are_choosable():
         Ontology.load(f"obo:{ONTOLOGIES / 'example.obo'}", synonym_scopes=["CLOSE"])
 
 
+def test_obo_roots_keep_a_branch(tmp_path):
+    obo = tmp_path / "tree.obo"
+    obo.write_text(
+        "[Term]\nid: X:1\nname: All\n\n[Term]\nid: X:2\nname: Phenotype\nis_a: X:1 ! All\n\n"
+        "[Term]\nid: X:3\nname: Seizure\nis_a: X:2\n\n[Term]\nid: X:4\nname: Focal seizure\nis_a: X:3\n\n"
+        "[Term]\nid: X:5\nname: Recurrent\nis_a: X:1\n"
+    )
+    kept = Ontology.load(f"obo:{obo}", roots=["X:2"])
+    assert sorted(kept.frame["concept_id"]) == ["X:2", "X:3", "X:4"]  # the root, a child, a grandchild
+    assert len(Ontology.load(f"obo:{obo}")) == 5
+    with pytest.raises(ValueError, match="X:9"):
+        Ontology.load(f"obo:{obo}", roots=["X:9"])
+
+
 @pytest.mark.parametrize(
     "body, line, message",
     [

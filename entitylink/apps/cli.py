@@ -101,6 +101,9 @@ def _add_ontology_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--synonym-scopes", default=None, metavar="SCOPES",
                        help=f"OBO and hpo: comma-separated synonym scopes among {','.join(SYNONYM_SCOPES)} "
                             "(default EXACT)")
+    group.add_argument("--roots", default=None, metavar="IDS",
+                       help="OBO and hpo: keep only these comma-separated terms and their is_a descendants "
+                            "(e.g. HP:0000118, HPO's phenotypic abnormalities)")
 
 
 def _load_ontology(args: argparse.Namespace):
@@ -109,6 +112,8 @@ def _load_ontology(args: argparse.Namespace):
     options = {}
     if args.synonym_scopes:
         options["synonym_scopes"] = [s.strip() for s in args.synonym_scopes.split(",") if s.strip()]
+    if getattr(args, "roots", None):
+        options["roots"] = [s.strip() for s in args.roots.split(",") if s.strip()]
     return Ontology.load(args.ontology, **options)
 
 

@@ -17,6 +17,7 @@ from ..model.encoder import Encoder
 from ..model.hardware import describe_cpu
 from ..model.trainer import MirrorTrainer
 from ..ontology import Ontology
+from ..ontology.obo import HPO_PHENOTYPES
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +60,9 @@ def run_demo(
     """
     out = Path(out)
     started = time.perf_counter()
-    hpo = Ontology.load("hpo")
+    hpo = Ontology.load("hpo", roots=[HPO_PHENOTYPES])  # no modifier terms: "Recurrent" is not a mention
     dictionary, queries = hpo.hold_out_synonyms(seed=seed, max_queries=max_queries)
-    print(f"HPO: {len(hpo)} names of {hpo.n_concepts} concepts; "
+    print(f"HPO phenotypic abnormalities ({HPO_PHENOTYPES}): {len(hpo)} names of {hpo.n_concepts} concepts; "
           f"held out {len(queries)} synonyms, indexing the other {len(dictionary)} names")
     encoder = Encoder(model, precision=precision)
     print(f"encoder: {encoder}")

@@ -6,7 +6,8 @@ normalised text is a dictionary name is an *exact* match; the other windows of u
 tokens that begin as some name begins and end as some name ends, and overlap no exact match, are
 linked and kept when the top concept scores at least ``threshold`` (the *approximate* matches:
 "myocardial infarct", "hearing loss in both ears"). Short forms defined in the document
-("non-insulin-dependent diabetes (NIDDM)") are linked as their long forms wherever they recur.
+("non-insulin-dependent diabetes (NIDDM)") are linked as their long forms wherever they recur, and take
+the concept of the entity found in the long form where there is one.
 Overlapping spans are resolved: exact matches first, then by score, then length.
 ``detector="exact"`` keeps the exact matches only (the string-matcher baseline). A token-classification
 tagger (:class:`~entitylink.model.tagger.Tagger`) may propose the spans instead (``detector="tagger"``).
@@ -132,6 +133,19 @@ class _Proposal:
     span: Span
     query: str  # what is linked: the span with the document's short forms expanded
     source: str
+    defined_at: tuple[int, int] | None = None  # a short form's long form in the text, where it is defined
+
+
+def _long_form_spans(text: str, short_forms: dict[str, str]) -> dict[str, tuple[int, int]]:
+    """Where each short form's long form is written: just before the short form's first occurrence."""
+    out = {}
+    lowered = text.lower()
+    for short, long_form in short_forms.items():
+        first = text.find(short)
+        start = lowered.rfind(long_form.lower(), 0, max(first, 0) + 1) if first >= 0 else -1
+        if start >= 0:
+            out[short] = (start, start + len(long_form))
+    return out
 
 
 class Annotator:
@@ -233,6 +247,7 @@ class Annotator:
         short_forms = self._finder.find([text]) if self._finder is not None and text.strip() else {}
         if tagged is not None:
             return [_Proposal(s, expand(s.text, short_forms) if short_forms else s.text, "tagger") for s in tagged]
+        defined = _long_form_spans(text, short_forms) if short_forms else {}
         out: list[_Proposal] = []
         approximate = []
         for span in windows(text, max(self.max_tokens, MAX_EXACT_TOKENS)):
@@ -240,10 +255,10 @@ class Annotator:
             normalised = self._dictionary.normalizer(query)
             exact = self._dictionary.exact(query, normalised)
             if exact:
-                out.append(_Proposal(span, query, "exact"))
+                out.append(_Proposal(span, query, "exact", defined.get(span.text)))
             elif (exact is not None and self.detector == "dictionary" and span.tokens <= self.max_tokens
                   and self._dictionary.plausible(normalised)):
-                approximate.append(_Proposal(span, query, "approximate"))
+                approximate.append(_Proposal(span, query, "approximate", defined.get(span.text)))
         # an exact match wins any overlap, so windows overlapping one need not be linked
         exact_spans = [p.span for p in out]
         out += [p for p in approximate if not any(p.span.overlaps(e) for e in exact_spans)]
@@ -254,7 +269,7 @@ class Annotator:
             for match in re.finditer(rf"(?<![\w-]){re.escape(short)}(?![\w-])", text):
                 span = Span(match.start(), match.end(), short)
                 if len(short) < 3 or span not in proposed:
-                    out.append(_Proposal(span, long_form, "abbreviation"))
+                    out.append(_Proposal(span, long_form, "abbreviation", defined.get(short)))
         return out
 
     def _annotate_batch(self, texts: Sequence[str]) -> list[list[Entity]]:
@@ -265,16 +280,18 @@ class Annotator:
         linked = self._retrieve(queries)
         out, query_of = [], {}
         for props in proposals:
-            found = []
+            found, defined_at = [], {}
             for p in props:
                 candidates = linked.get(p.query) or []
-                if not candidates or (p.source != "exact" and candidates[0].score < self.threshold):
+                if not candidates or (p.source != "exact" and candidates[0].score < self.threshold
+                                      and p.defined_at is None):
                     continue
                 entity = Entity(p.span.start, p.span.end, p.span.text, candidates[0].concept_id,
                                 candidates[0].score, tuple(candidates), p.source)
                 query_of[id(entity)] = p.query
+                defined_at[id(entity)] = p.defined_at
                 found.append(entity)
-            out.append(_resolve_overlaps(found))
+            out.append(_short_forms_as_defined(found, defined_at, self.threshold))
         if getattr(self.linker, "reranker", None) is not None:
             kept = list(dict.fromkeys(query_of[id(e)] for doc in out for e in doc))
             reranked = dict(zip(kept, self.linker.link(kept, threshold=float("-inf"))))
@@ -282,6 +299,27 @@ class Annotator:
                             score=reranked[query_of[id(e)]][0].score, candidates=tuple(reranked[query_of[id(e)]]))
                     if reranked.get(query_of[id(e)]) else e for e in doc] for doc in out]
         return out
+
+
+def _short_forms_as_defined(entities: list[Entity], defined_at: dict[int, tuple[int, int] | None],
+                            threshold: float) -> list[Entity]:
+    """Resolve overlaps; then a defined short form takes the concept of the entity found in its long form
+    (the longest one), or keeps its own link if that passes ``threshold``."""
+    long_forms = [e for e in entities if defined_at.get(id(e)) is None]
+    kept = _resolve_overlaps(long_forms)
+    out = []
+    for e in entities:
+        where = defined_at.get(id(e))
+        if where is None:
+            continue
+        inside = [k for k in kept if where[0] <= k.start and k.end <= where[1]]
+        if inside:
+            best = max(inside, key=lambda k: (k.end - k.start, k.score))
+            out.append(replace(e, concept_id=best.concept_id, score=best.score, candidates=best.candidates,
+                               source="abbreviation"))
+        elif e.score >= threshold or e.source == "exact":
+            out.append(e)
+    return _resolve_overlaps(kept + out)
 
 
 def _resolve_overlaps(entities: list[Entity]) -> list[Entity]:

