@@ -220,3 +220,16 @@ def test_a_defined_short_form_takes_the_concept_found_in_its_long_form(linker):
     assert [(e.start, e.concept_id, e.source) for e in saa] == [
         (text.index("SAA"), "D001249", "abbreviation"), (text.rindex("SAA"), "D001249", "abbreviation")]
     assert any(e.text == "asthma" and e.concept_id == "D001249" for e in entities)
+
+
+def test_with_a_reranker_a_defined_short_form_is_reranked_as_its_long_form_entity(linker, tiny_model_session):
+    from entitylink.model.cross_encoder import CrossEncoder
+
+    reranked = Linker(linker.index, linker.policy.override(reranker="rr"),
+                      reranker=CrossEncoder(tiny_model_session, precision="fp32"))
+    text = "Children with severe asthma attacks (SAA) were seen. SAA recurred in winter."
+    entities = Annotator(reranked, detector="exact").annotate_one(text)
+    asthma = [e for e in entities if e.text == "asthma"]
+    saa = [e for e in entities if e.text == "SAA"]
+    assert len(asthma) == 1 and len(saa) == 2
+    assert {(e.concept_id, e.score, e.source) for e in saa} == {(asthma[0].concept_id, asthma[0].score, "abbreviation")}

@@ -142,7 +142,7 @@ def _long_form_spans(text: str, short_forms: dict[str, str]) -> dict[str, tuple[
     lowered = text.lower()
     for short, long_form in short_forms.items():
         first = text.find(short)
-        start = lowered.rfind(long_form.lower(), 0, max(first, 0) + 1) if first >= 0 else -1
+        start = lowered.rfind(long_form.lower(), 0, first + 1) if first >= 0 else -1
         if start >= 0:
             out[short] = (start, start + len(long_form))
     return out
@@ -278,9 +278,9 @@ class Annotator:
         queries = list(dict.fromkeys(p.query for props in proposals for p in props))
         # spans are found with the retriever's scores; a reranker then re-scores the spans kept
         linked = self._retrieve(queries)
-        out, query_of = [], {}
+        docs = []
         for props in proposals:
-            found, defined_at = [], {}
+            found = []
             for p in props:
                 candidates = linked.get(p.query) or []
                 if not candidates or (p.source != "exact" and candidates[0].score < self.threshold
@@ -288,44 +288,65 @@ class Annotator:
                     continue
                 entity = Entity(p.span.start, p.span.end, p.span.text, candidates[0].concept_id,
                                 candidates[0].score, tuple(candidates), p.source)
-                query_of[id(entity)] = p.query
-                defined_at[id(entity)] = p.defined_at
-                found.append(entity)
-            out.append(_short_forms_as_defined(found, defined_at, self.threshold))
+                found.append(_Found(entity, p.query, p.defined_at))
+            docs.append(_short_forms_as_defined(found, self.threshold))
         if getattr(self.linker, "reranker", None) is not None:
-            kept = list(dict.fromkeys(query_of[id(e)] for doc in out for e in doc))
+            kept = list(dict.fromkeys(f.query for doc in docs for f in doc))
             reranked = dict(zip(kept, self.linker.link(kept, threshold=float("-inf"))))
-            out = [[replace(e, concept_id=reranked[query_of[id(e)]][0].concept_id,
-                            score=reranked[query_of[id(e)]][0].score, candidates=tuple(reranked[query_of[id(e)]]))
-                    if reranked.get(query_of[id(e)]) else e for e in doc] for doc in out]
-        return out
+            return [[_relinked(f.entity, reranked[f.query]) for f in doc] for doc in docs]
+        return [[f.entity for f in doc] for doc in docs]
 
 
-def _short_forms_as_defined(entities: list[Entity], defined_at: dict[int, tuple[int, int] | None],
-                            threshold: float) -> list[Entity]:
-    """Resolve overlaps; then a defined short form takes the concept of the entity found in its long form
-    (the longest one), or keeps its own link if that passes ``threshold``."""
-    long_forms = [e for e in entities if defined_at.get(id(e)) is None]
-    kept = _resolve_overlaps(long_forms)
-    out = []
-    for e in entities:
-        where = defined_at.get(id(e))
-        if where is None:
+@dataclass(frozen=True)
+class _Found:
+    """An entity with the text it was linked as, and where its long form is if it is a defined short form."""
+
+    entity: Entity
+    query: str
+    defined_at: tuple[int, int] | None
+
+    @property
+    def start(self) -> int:
+        return self.entity.start
+
+    @property
+    def end(self) -> int:
+        return self.entity.end
+
+
+def _relinked(entity: Entity, candidates: Sequence[Candidate]) -> Entity:
+    if not candidates:
+        return entity
+    return replace(entity, concept_id=candidates[0].concept_id, score=candidates[0].score,
+                   candidates=tuple(candidates))
+
+
+def _short_forms_as_defined(found: list[_Found], threshold: float) -> list[_Found]:
+    """Resolve overlaps; then a defined short form takes the concept (and the query, for a reranker) of the
+    longest entity found in its long form, or keeps its own link if that passes ``threshold``."""
+    kept = keep_non_overlapping([f for f in found if f.defined_at is None], rank=lambda f: _rank(f.entity))
+    short_forms = []
+    for f in found:
+        if f.defined_at is None:
             continue
-        inside = [k for k in kept if where[0] <= k.start and k.end <= where[1]]
+        begin, end = f.defined_at
+        inside = [k for k in kept if begin <= k.start and k.end <= end]
         if inside:
-            best = max(inside, key=lambda k: (k.end - k.start, k.score))
-            out.append(replace(e, concept_id=best.concept_id, score=best.score, candidates=best.candidates,
-                               source="abbreviation"))
-        elif e.score >= threshold or e.source == "exact":
-            out.append(e)
-    return _resolve_overlaps(kept + out)
+            best = max(inside, key=lambda k: (k.end - k.start, k.entity.score))
+            short_forms.append(_Found(replace(_relinked(f.entity, best.entity.candidates), source="abbreviation"),
+                                      best.query, f.defined_at))
+        elif f.entity.score >= threshold or f.entity.source == "exact":
+            short_forms.append(f)
+    return keep_non_overlapping(kept + short_forms, rank=lambda f: _rank(f.entity))
+
+
+def _rank(e: Entity) -> tuple:
+    return e.source != "exact", -round(e.score, 2), -(e.end - e.start), e.start
 
 
 def _resolve_overlaps(entities: list[Entity]) -> list[Entity]:
     """Keep the best of overlapping entities: exact matches first, then by score, then the longer one."""
-    return keep_non_overlapping(
-        entities, rank=lambda e: (e.source != "exact", -round(e.score, 2), -(e.end - e.start), e.start))
+    return keep_non_overlapping(entities, rank=_rank)
 
 
 _TEMPLATES = ("{0}.", "The patient had {0}.", "We describe a family with {0} and {1}.",
