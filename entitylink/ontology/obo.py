@@ -26,7 +26,6 @@ def read_obo(
     include_obsolete: bool = False,
     roots: Iterable[str] | None = None,
     source: str | None = None,
-    _parents: dict[str, list[str]] | None = None,
 ) -> Iterator[Row]:
     """OBO 1.2/1.4 ``[Term]`` stanzas: the ``name`` and the synonyms of the chosen scopes.
 
@@ -35,10 +34,17 @@ def read_obo(
     With ``roots``, only those terms and their ``is_a`` descendants are kept (HPO's phenotypic
     abnormalities, ``HP:0000118``, without the modifier, frequency and inheritance branches).
     """
-    if roots is not None:
-        yield from _below(read_obo(path, synonym_scopes=synonym_scopes, include_obsolete=include_obsolete,
-                                   source=source, _parents=(parents := {})), parents, list(roots), path)
-        return
+    terms = _read_terms(path, synonym_scopes, include_obsolete, source)
+    if roots is None:
+        for _, _, rows in terms:
+            yield from rows
+    else:
+        yield from _below(list(terms), list(roots), path)
+
+
+def _read_terms(path: str | Path, synonym_scopes: Iterable[str], include_obsolete: bool,
+                source: str | None) -> Iterator[tuple[str, list[str], list[Row]]]:
+    """Each kept term's id, ``is_a`` parents and rows."""
     path = Path(path)
     scopes = {scope.upper() for scope in synonym_scopes}
     bad = scopes - set(SYNONYM_SCOPES)
@@ -51,7 +57,7 @@ def read_obo(
     seen: dict[str, int] = {}
     repeated: list[str] = []
 
-    def finish(term: dict) -> Iterator[Row]:
+    def finish(term: dict) -> Iterator[tuple[str, list[str], list[Row]]]:
         if not term:
             return
         if "id" not in term:
@@ -63,8 +69,8 @@ def read_obo(
             return
         src = source or header_source
         names = ([term["name"]] if term.get("name") else []) + term.get("synonyms", [])
-        for name in dict.fromkeys(names):
-            yield term["id"], name, src, term.get("namespace")
+        yield term["id"], term.get("parents", []), [(term["id"], name, src, term.get("namespace"))
+                                                    for name in dict.fromkeys(names)]
 
     for number, line in read_lines(path):
         stripped = line.strip()
@@ -94,8 +100,8 @@ def read_obo(
             term["id"] = value
         elif tag == "name":
             term["name"] = _OBO_UNESCAPE.sub(r"\1", value)
-        elif tag == "is_a" and _parents is not None and "id" in term:
-            _parents.setdefault(term["id"], []).append(value.split()[0])
+        elif tag == "is_a":
+            term.setdefault("parents", []).append(value.split()[0])
         elif tag == "namespace":
             term["namespace"] = value
         elif tag == "is_obsolete":
@@ -114,15 +120,14 @@ def read_obo(
                        path, len(repeated), ", ".join(repeated[:5]))
 
 
-def _below(rows: Iterable[Row], parents: dict[str, list[str]], roots: list[str], path: str | Path) -> Iterator[Row]:
-    rows = list(rows)  # fills ``parents``
-    known = {row[0] for row in rows}
+def _below(terms: list[tuple[str, list[str], list[Row]]], roots: list[str], path: str | Path) -> Iterator[Row]:
+    known = {term_id for term_id, _, _ in terms}
     missing = [root for root in roots if root not in known]
     if missing:
         raise ValueError(f"{path}: root term(s) {missing} not found (or obsolete)")
     children: dict[str, list[str]] = {}
-    for child, ids in parents.items():
-        for parent in ids:
+    for child, parents, _ in terms:
+        for parent in parents:
             children.setdefault(parent, []).append(child)
     keep, todo = set(roots), list(roots)
     while todo:
@@ -130,7 +135,9 @@ def _below(rows: Iterable[Row], parents: dict[str, list[str]], roots: list[str],
             if child not in keep:
                 keep.add(child)
                 todo.append(child)
-    yield from (row for row in rows if row[0] in keep)
+    for term_id, _, rows in terms:
+        if term_id in keep:
+            yield from rows
 
 
 def _strip_trailing_modifiers(value: str) -> str:

@@ -101,9 +101,9 @@ class Ontology:
         kind, path = parse_spec(spec)
         reader = READERS[kind]
         params = inspect.signature(reader).parameters
-        unknown = set(options) - {p for p in params if not p.startswith("_")}
+        unknown = set(options) - set(params)
         if unknown:
-            valid = [p for p, v in params.items() if v.kind == inspect.Parameter.KEYWORD_ONLY and not p.startswith("_")]
+            valid = [p for p, v in params.items() if v.kind == inspect.Parameter.KEYWORD_ONLY]
             raise ValueError(f"the {kind!r} loader has no option(s) {sorted(unknown)}; valid: {valid}")
         if kind == "hpo":
             if path:
