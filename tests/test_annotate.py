@@ -66,7 +66,7 @@ def test_overlaps_keep_exact_then_higher_score_then_longer():
 
 
 def test_the_threshold_drops_approximate_spans_only(linker):
-    text = "A heart attack with severe cardiac failures."
+    text = "A heart attack with a cardiac infarction."  # not a name, nor a variant of one
     keep_all = Annotator(linker, threshold=-1.0).annotate_one(text)
     strict = Annotator(linker, threshold=1.01).annotate_one(text)
     assert {e.source for e in strict} == {"exact"} and any(e.text == "heart attack" for e in strict)
@@ -76,7 +76,7 @@ def test_the_threshold_drops_approximate_spans_only(linker):
 def test_approximate_windows_are_no_longer_than_max_tokens(linker):
     from entitylink.text.spans import tokenize
 
-    text = "Chronic cardiac heart failures and kidney renal failures were seen."
+    text = "Chronic cardiac heart infarcts and kidney renal infarcts were seen."
     for limit in (1, 2, 3, 4):
         proposals = Annotator(linker, max_tokens=limit)._proposals(text)
         lengths = {len(tokenize(p.span.text)) for p in proposals if p.source == "approximate"}
@@ -173,7 +173,7 @@ def test_a_reranker_re_scores_only_the_spans_kept(linker, tiny_model_session):
         return real(texts, **kwargs)
 
     reranked.link = spy
-    text = "Asthma and a heart attack; severe cardiac failures."
+    text = "Asthma and a heart attack; severe cardiac infarction."
     entities = Annotator(reranked, threshold=-1.0).annotate_one(text)
     (all_windows, first), (kept, second) = calls
     assert first is False and second is True and len(kept) == len(entities) < len(all_windows)
@@ -233,3 +233,34 @@ def test_with_a_reranker_a_defined_short_form_is_reranked_as_its_long_form_entit
     saa = [e for e in entities if e.text == "SAA"]
     assert len(asthma) == 1 and len(saa) == 2
     assert {(e.concept_id, e.score, e.source) for e in saa} == {(asthma[0].concept_id, asthma[0].score, "abbreviation")}
+
+
+def test_plurals_and_british_spellings_fold_onto_one_key():
+    from entitylink.text.variants import fold_word, variant_key
+
+    same = [("tumours", "tumor"), ("haemorrhages", "hemorrhage"), ("oedema", "edema"), ("diarrhoea", "diarrhea"),
+            ("fibres", "fiber"), ("anomalies", "anomaly"), ("abscesses", "abscess"), ("vertebrae", "vertebra"),
+            ("dysplasias", "dysplasia"), ("coeliac diseases", "celiac disease")]
+    for variant, name in same:
+        assert variant_key(variant) == variant_key(name), (variant, name)
+    for word in ("stenosis", "virus", "toes", "aids", "severe", "abscess", "type2"):  # short, Latin, digits
+        assert fold_word(word) == word
+
+
+def test_a_lexical_variant_of_a_name_is_an_exact_match(linker):
+    text = "Breast tumours and a myocardial infarcts cluster were seen; heart diseases too. Diseases abound."
+    entities = Annotator(linker, detector="exact").annotate_one(text)
+    found = {(e.text, e.concept_id, e.source) for e in entities}
+    assert ("Breast tumours", "D001943", "exact") in found  # "Breast Tumor"
+    assert ("myocardial infarcts", "D009203", "exact") in found  # "Myocardial Infarct"
+    assert ("heart diseases", "D006331", "exact") in found
+    assert not any(e.text == "Diseases" for e in entities)  # the plural of a generic word is generic too
+
+
+def test_weak_labels_include_lexical_variants():
+    from entitylink import Normalizer
+    from entitylink.link.annotate import NameMatcher
+
+    names = ["Ovarian Tumor", "Anemia"]
+    matcher = NameMatcher(names, [Normalizer()(n) for n in names], Normalizer())
+    assert [s.text for s in matcher.find("Ovarian tumours with anaemia.")] == ["Ovarian tumours", "anaemia"]

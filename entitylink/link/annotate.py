@@ -2,7 +2,8 @@
 
 Detection from the ontology alone (``detector="dictionary"``): every window of up to 12 tokens inside
 a sentence (QuickUMLS's rules: no stop word, bare number or punctuation at either end) whose
-normalised text is a dictionary name is an *exact* match; the other windows of up to ``max_tokens``
+normalised text is a dictionary name, or a lexical variant of one (a plural, a British spelling:
+"tumours" for "tumor"), is an *exact* match; the other windows of up to ``max_tokens``
 tokens that begin as some name begins and end as some name ends, and overlap no exact match, are
 linked and kept when the top concept scores at least ``threshold`` (the *approximate* matches:
 "myocardial infarct", "hearing loss in both ears"). Short forms defined in the document
@@ -25,6 +26,7 @@ from ..ontology.table import Ontology
 from ..text.abbreviations import AbbreviationFinder, expand
 from ..text.normalize import Normalizer
 from ..text.spans import Span, chunks, is_boundary_token, keep_non_overlapping, windows
+from ..text.variants import variant_key
 from .linker import Candidate, Linker
 from .policy import (
     DEFAULT_BATCH_SIZE,
@@ -89,6 +91,12 @@ class NameMatcher:
         in_names = Counter(token for text in texts for token in set(text.split()))
         # a word in many names is a head ("disease", "syndrome"), not a mention when alone
         self.generic = {token for token, n in in_names.items() if n >= GENERIC_SHARE * len(texts) and n >= 20}
+        self._generic_keys = {variant_key(token) for token in self.generic}
+        self._variants: dict[str, str] = {}  # a name's lexical-variant key, where it differs, -> the name's text
+        for text in sorted(self.texts):
+            key = variant_key(text)
+            if key != text:
+                self._variants.setdefault(key, text)
         self.first_stems = {text.split()[0][:STEM] for text in texts if text}
         self.last_stems = {text.split()[-1][:STEM] for text in texts if text}
 
@@ -106,7 +114,12 @@ class NameMatcher:
 
     def find(self, text: str, max_tokens: int = MAX_EXACT_TOKENS) -> list[Span]:
         """The dictionary names in ``text``, longest first where they overlap (weak labels for a tagger)."""
-        found = [span for span in windows(text, max_tokens) if self.exact(span.text, self.normalizer(span.text))]
+        found = []
+        for span in windows(text, max_tokens):
+            normalised = self.normalizer(span.text)
+            exact = self.exact(span.text, normalised)
+            if exact or (exact is not None and self.variant(normalised)):
+                found.append(span)
         return keep_non_overlapping(found, rank=lambda s: (-(s.end - s.start), s.start))
 
     def exact(self, text: str, normalised: str) -> bool | None:
@@ -120,6 +133,14 @@ class NameMatcher:
         if forms is None:
             return False
         return True if _letters_digits(text) in forms else None
+
+    def variant(self, normalised: str) -> str | None:
+        """The text of a dictionary name that ``normalised`` is a lexical variant of (a plural, a British
+        spelling: "tumours" for "tumor"), or ``None``."""
+        key = variant_key(normalised)
+        if key in self._generic_keys:
+            return None
+        return key if key in self.texts else self._variants.get(key)
 
     def plausible(self, normalised: str) -> bool:
         """Whether a window is worth linking: it begins as some name begins, and ends as some name ends."""
@@ -256,6 +277,8 @@ class Annotator:
             exact = self._dictionary.exact(query, normalised)
             if exact:
                 out.append(_Proposal(span, query, "exact", defined.get(span.text)))
+            elif exact is not None and (name := self._dictionary.variant(normalised)):
+                out.append(_Proposal(span, name, "exact", defined.get(span.text)))
             elif (exact is not None and self.detector == "dictionary" and span.tokens <= self.max_tokens
                   and self._dictionary.plausible(normalised)):
                 approximate.append(_Proposal(span, query, "approximate", defined.get(span.text)))
