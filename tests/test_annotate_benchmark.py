@@ -37,6 +37,9 @@ def test_a_small_run_writes_every_system_with_the_contract_shape(tiny_model_sess
     full = json.loads((out / "results_full.json").read_text())
     chosen = full["choices_on_dev"]["ontology only: exact + approximate matching"]["threshold"]
     assert chosen in annotate.THRESHOLDS and full["command"].startswith("python -m benchmarks.annotate")
+    assert full["choices_on_dev"]["ontology only: exact + approximate matching"]["sparse_weight"] in (0.0, 0.1)
+    assert len(full["dev_sweep"]["ontology only: exact + approximate matching"]) == 2 * len(annotate.THRESHOLDS)
+    assert (out / "index-medic" / "sparse").is_dir()  # hybrid indexes, so the chosen weight can be reproduced
     assert (out / "index-medic" / "policy.json").is_file() and (out / "taggers" / "weak").is_dir()
     from entitylink import Linker
 

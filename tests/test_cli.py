@@ -209,6 +209,18 @@ def test_index_with_a_sparse_weight_writes_a_hybrid_that_link_uses(tiny_model, t
     expected = linker.link("hypertensoin")
     assert [(c["concept_id"], round(c["score"], 5)) for c in line["candidates"]] == \
         [(c.concept_id, round(c.score, 5)) for c in expected]
+    # annotate links with the saved weight unless --sparse-weight overrides it
+    from entitylink.link.annotate import Annotator
+
+    (tmp_path / "doc.txt").write_text("A hart attack with hypertensoin.\n")
+    for weight in (None, 0.0):
+        option = [] if weight is None else ["--sparse-weight", str(weight)]
+        assert main(["-q", "annotate", "--index", str(out), "--input", str(tmp_path / "doc.txt"), "--output",
+                     str(tmp_path / "doc.jsonl"), "--precision", "fp32", "--detect-threshold", "-1", *option]) == 0
+        written = json.loads((tmp_path / "doc.jsonl").read_text())["entities"]
+        annotator = Annotator(Linker.load(out, precision="fp32", sparse_weight=weight), threshold=-1)
+        assert [(e["text"], round(e["score"], 5)) for e in written] == \
+            [(e.text, round(e.score, 5)) for e in annotator.annotate_one("A hart attack with hypertensoin.")]
 
 
 def _pubtator(path, documents):
@@ -337,6 +349,9 @@ def test_evaluate_docs_scores_annotation_against_a_corpus(index_dir, tmp_path, c
     assert result["mention_strict"] == {"p": 1.0, "r": 1.0, "f1": 1.0, "tp": 3, "fp": 0, "fn": 0}
     assert main(["-q", "evaluate-docs", "--index", str(index_dir), "--corpus", str(corpus)]) == 2
     assert "--corpus must be pubtator:FILE" in capsys.readouterr().err
+    assert main(["-q", "evaluate-docs", "--index", str(index_dir), "--corpus", f"pubtator:{corpus}",
+                 "--sparse-weight", "0.1"]) == 2  # a dense index has no sparse half to weigh
+    assert "needs an index with a sparse half" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -158,6 +158,9 @@ def _add_annotator_options(parser: argparse.ArgumentParser) -> None:
                         help="a tagger from 'entitylink train-tagger' that finds the mentions (default: detection "
                              "from the ontology alone)")
     _add_detection_options(parser)
+    parser.add_argument("--sparse-weight", type=float, default=None, metavar="W",
+                        help="weight of the sparse cosine in linking (default: as saved with the index, which must "
+                             "have a sparse half for W > 0)")
     _add_encoder_options(parser, model=False)
 
 
@@ -178,7 +181,7 @@ def _annotator(args: argparse.Namespace):
     from ..link.annotate import Annotator
     from ..link.linker import Linker
 
-    linker = Linker.load(args.index, **_encoder_kwargs(args))
+    linker = Linker.load(args.index, sparse_weight=args.sparse_weight, **_encoder_kwargs(args))
     tagger = None
     if args.tagger is not None:
         from ..model.tagger import Tagger
