@@ -190,6 +190,14 @@ def test_train_takes_the_loader_options_index_takes(tiny_model, tmp_path):
     assert main([*base, "--roots", "EX:0000003"]) == 0  # one branch: fewer names, fewer steps
     assert json.loads((out / "entitylink_training.json").read_text())["steps"] < exact["steps"]
     assert main([*base, "--roots", "EX:9999999"]) == 2
+    assert main([*base[:-1], "all"]) == 0  # every name
+    assert json.loads((out / "entitylink_training.json").read_text())["n_names"] is None
+    assert json.loads((out / "entitylink_training.json").read_text())["steps"] == exact["steps"]
+    assert main([*base[:-1], "2"]) == 0
+    assert json.loads((out / "entitylink_training.json").read_text())["steps"] < exact["steps"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*base[:-1], "some"])
+    assert exit_info.value.code == 2
 
 
 def test_index_with_a_sparse_weight_writes_a_hybrid_that_link_uses(tiny_model, tmp_path, capsys):

@@ -71,6 +71,10 @@ def _positive(text: str) -> int:
     return value
 
 
+def _count_or_all(text: str) -> int | None:
+    return None if text == "all" else _positive(text)
+
+
 INT8_HELP = "int8 = ONNX Runtime on the CPU, needs entitylink[onnx]"
 
 
@@ -396,8 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     cfg = TrainingConfig()
     p.add_argument("--mode", choices=MODES, default=cfg.mode, help=f"(default {cfg.mode})")
     p.add_argument("--pairs", default=None, help="extra positive pairs, a 'name||name' file")
-    p.add_argument("--n-names", type=_positive, default=cfg.n_names,
-                   help=f"names sampled for training (default {cfg.n_names})")
+    p.add_argument("--n-names", type=_count_or_all, default=cfg.n_names,
+                   help=f"names sampled for training, or 'all' (default {cfg.n_names})")
     p.add_argument("--epochs", type=_positive, default=cfg.epochs, help=f"(default {cfg.epochs})")
     p.add_argument("--learning-rate", type=float, default=cfg.learning_rate, help=f"(default {cfg.learning_rate})")
     p.add_argument("--temperature", type=float, default=cfg.temperature,
