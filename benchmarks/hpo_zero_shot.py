@@ -23,7 +23,13 @@ from entitylink.index.hybrid import HybridIndex
 from entitylink.model.defaults import MODES, TrainingConfig
 from entitylink.model.trainer import MirrorTrainer
 
-logger = logging.getLogger("benchmarks.hpo_zero_shot")
+
+def _count_or_all(text: str) -> int | None:
+    if text == "all":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', not {text!r}")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     default = TrainingConfig()
     parser.add_argument("--model", default="default")
     parser.add_argument("--mode", choices=["none", *MODES], default=default.mode)
-    parser.add_argument("--train-names", default=str(default.n_names), help="names sampled for training, or 'all'")
+    parser.add_argument("--train-names", type=_count_or_all, default=default.n_names,
+                        help="names sampled for training, or 'all'")
     parser.add_argument("--epochs", type=int, default=default.epochs)
     parser.add_argument("--learning-rate", type=float, default=default.learning_rate)
     parser.add_argument("--seed", type=int, default=default.seed)
@@ -39,14 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/hpo_zero_shot/results.json"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    n_names = None if args.train_names == "all" else int(args.train_names)
 
     dictionary, queries = Ontology.load("hpo").hold_out_synonyms(seed=0)
     mentions, gold = queries["mention"].tolist(), queries["concept_id"].tolist()
     encoder = Encoder(args.model)
     record: dict = {"dictionary_names": len(dictionary), "queries": len(mentions)}
     if args.mode != "none":
-        trainer = MirrorTrainer(encoder, mode=args.mode, n_names=n_names, epochs=args.epochs,
+        trainer = MirrorTrainer(encoder, mode=args.mode, n_names=args.train_names, epochs=args.epochs,
                                 learning_rate=args.learning_rate, seed=args.seed)
         trainer.fit(dictionary)
         record["training_seconds"] = round(trainer.seconds, 1)

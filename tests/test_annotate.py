@@ -207,6 +207,8 @@ def test_a_word_in_many_names_is_no_mention_on_its_own():
         [f"Name {i}" for i in range(2000)]  # "syndrome" is in 26 of 2,026 names: over 1%
     matcher = NameMatcher(names, [Normalizer()(n) for n in names], Normalizer())
     assert [s.text for s in matcher.find("A syndrome, then type ab syndrome.")] == ["type ab syndrome"]
+    # the plural of a generic word is generic too; the plural of a name is a name
+    assert [s.text for s in matcher.find("Syndromes, then type ab syndromes.")] == ["type ab syndromes"]
     few = ["Syndrome", "Type ab syndrome"] + [f"Name {i}" for i in range(2000)]  # now in 2 names only
     rare = NameMatcher(few, [Normalizer()(n) for n in few], Normalizer())
     assert [s.text for s in rare.find("A syndrome, then type ab syndrome.")] == ["syndrome", "type ab syndrome"]
@@ -248,13 +250,12 @@ def test_plurals_and_british_spellings_fold_onto_one_key():
 
 
 def test_a_lexical_variant_of_a_name_is_an_exact_match(linker):
-    text = "Breast tumours and a myocardial infarcts cluster were seen; heart diseases too. Diseases abound."
+    text = "Breast tumours and a myocardial infarcts cluster were seen; heart diseases too."
     entities = Annotator(linker, detector="exact").annotate_one(text)
     found = {(e.text, e.concept_id, e.source) for e in entities}
     assert ("Breast tumours", "D001943", "exact") in found  # "Breast Tumor"
     assert ("myocardial infarcts", "D009203", "exact") in found  # "Myocardial Infarct"
     assert ("heart diseases", "D006331", "exact") in found
-    assert not any(e.text == "Diseases" for e in entities)  # the plural of a generic word is generic too
 
 
 def test_weak_labels_include_lexical_variants():

@@ -92,10 +92,10 @@ class NameMatcher:
         # a word in many names is a head ("disease", "syndrome"), not a mention when alone
         self.generic = {token for token, n in in_names.items() if n >= GENERIC_SHARE * len(texts) and n >= 20}
         self._generic_keys = {variant_key(token) for token in self.generic}
-        self._variants: dict[str, str] = {}  # a name's lexical-variant key, where it differs, -> the name's text
-        for text in sorted(self.texts):
+        self._variants: dict[str, str] = {}  # a name's lexical-variant key -> the name's text
+        for text in sorted(self.texts):  # sorted: the same name wins a shared key on every run
             key = variant_key(text)
-            if key != text:
+            if key not in self.texts:  # a key that is a name's text is looked up as that name
                 self._variants.setdefault(key, text)
         self.first_stems = {text.split()[0][:STEM] for text in texts if text}
         self.last_stems = {text.split()[-1][:STEM] for text in texts if text}
