@@ -176,11 +176,13 @@ def test_a_reranker_re_scores_only_the_spans_kept(linker, tiny_model_session):
     text = "Asthma and a heart attack; severe cardiac infarction."
     entities = Annotator(reranked, threshold=-1.0).annotate_one(text)
     (all_windows, first), (kept, second) = calls
-    assert first is False and second is True and len(kept) == len(entities) < len(all_windows)
-    assert all(0.0 <= e.score <= 1.0 for e in entities)  # the reranker's probabilities
+    dense = [e for e in entities if e.source not in ("exact", "lexical")]
+    assert first is False and second is True and 0 < len(kept) == len(dense) < len(all_windows)
+    assert "Asthma" not in all_windows and "heart attack" not in all_windows  # names take the table's concept
+    assert all(0.0 <= e.score <= 1.0 for e in entities)  # the reranker's probabilities, or 1 for a name
     expected = dict(zip(kept, real(kept, threshold=float("-inf"))))
-    assert [(e.concept_id, e.score) for e in entities] == \
-        [(expected[e.text][0].concept_id, expected[e.text][0].score) for e in entities]
+    assert [(e.concept_id, e.score) for e in dense] == \
+        [(expected[e.text][0].concept_id, expected[e.text][0].score) for e in dense]
 
 
 def test_phrases_seen_in_earlier_batches_are_not_linked_again(linker, monkeypatch):
@@ -191,12 +193,24 @@ def test_phrases_seen_in_earlier_batches_are_not_linked_again(linker, monkeypatc
         calls.append(list(texts))
         return real(texts, **kwargs)
 
-    annotator = Annotator(linker, detector="exact", batch_size=1)
+    annotator = Annotator(linker, batch_size=1, threshold=-1.0)
     monkeypatch.setattr(linker, "link", spy)
-    first, second = annotator.annotate(["asthma and fits", "fits and asthma, then a heart attack"])
-    assert sorted(calls[0]) == ["asthma", "fits"] and calls[1] == ["heart attack"]  # only the new phrase
-    assert [e.text for e in second] == ["fits", "asthma", "heart attack"]
-    assert first[0].candidates == second[1].candidates  # the remembered candidates are the same
+    first, second = annotator.annotate(["A cardiac infarction was seen.", "Then asthma and a cardiac infarction."])
+    assert len(calls) == 1 and "cardiac infarction" in calls[0]  # the second document brings no new phrase
+    assert "asthma" not in calls[0]  # a dictionary name is not linked by the encoder at all
+    one = [e for e in first if e.text == "cardiac infarction"]
+    two = [e for e in second if e.text == "cardiac infarction"]
+    assert one and two and one[0].candidates == two[0].candidates  # the remembered candidates are the same
+
+
+def test_exact_detection_makes_no_encoder_call(linker, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the encoder was called")
+
+    monkeypatch.setattr(linker, "link", refuse)
+    entities = Annotator(linker, detector="exact").annotate_one("Asthma and fits; a heart attack.")
+    assert [(e.text, e.concept_id, e.score) for e in entities] == [
+        ("Asthma", "D001249", 1.0), ("fits", "D012640", 1.0), ("heart attack", "D009203", 1.0)]
 
 
 def test_a_word_in_many_names_is_no_mention_on_its_own():
@@ -205,23 +219,29 @@ def test_a_word_in_many_names_is_no_mention_on_its_own():
 
     names = ["Syndrome"] + [f"Type {chr(97 + i)}{chr(97 + j)} syndrome" for i in range(5) for j in range(5)] + \
         [f"Name {i}" for i in range(2000)]  # "syndrome" is in 26 of 2,026 names: over 1%
-    matcher = NameMatcher(names, [Normalizer()(n) for n in names], Normalizer())
+    matcher = NameMatcher(names, [f"C{i}" for i in range(len(names))], Normalizer())
     assert [s.text for s in matcher.find("A syndrome, then type ab syndrome.")] == ["type ab syndrome"]
     # the plural of a generic word is generic too; the plural of a name is a name
     assert [s.text for s in matcher.find("Syndromes, then type ab syndromes.")] == ["type ab syndromes"]
     few = ["Syndrome", "Type ab syndrome"] + [f"Name {i}" for i in range(2000)]  # now in 2 names only
-    rare = NameMatcher(few, [Normalizer()(n) for n in few], Normalizer())
+    rare = NameMatcher(few, [f"C{i}" for i in range(len(few))], Normalizer())
     assert [s.text for s in rare.find("A syndrome, then type ab syndrome.")] == ["syndrome", "type ab syndrome"]
 
 
 def test_a_defined_short_form_takes_the_concept_found_in_its_long_form(linker):
     text = "Children with severe asthma attacks (SAA) were seen. SAA recurred in winter."
-    entities = Annotator(linker, detector="exact").annotate_one(text)
+    entities = Annotator(linker, detector="exact", threshold=-1.0).annotate_one(text)
     saa = [e for e in entities if e.text == "SAA"]
     # "severe asthma attacks" is no dictionary name; the entity inside it ("asthma") names the short form
     assert [(e.start, e.concept_id, e.source) for e in saa] == [
         (text.index("SAA"), "D001249", "abbreviation"), (text.rindex("SAA"), "D001249", "abbreviation")]
     assert any(e.text == "asthma" and e.concept_id == "D001249" for e in entities)
+    # linked below the threshold, a short form takes an inner entity only if that covers half its long form
+    strict = Annotator(linker, detector="exact", threshold=1.01).annotate_one(text)
+    assert [e.text for e in strict] == ["asthma"]
+    text = "Patients with type 2 diabetes mellitus (T2DM) were seen. T2DM is common."
+    strict = Annotator(linker, detector="exact", threshold=1.01).annotate_one(text)
+    assert [(e.text, e.concept_id) for e in strict if e.source == "abbreviation"] == [("T2DM", "D003924")] * 2
 
 
 def test_with_a_reranker_a_defined_short_form_is_reranked_as_its_long_form_entity(linker, tiny_model_session):
@@ -230,7 +250,7 @@ def test_with_a_reranker_a_defined_short_form_is_reranked_as_its_long_form_entit
     reranked = Linker(linker.index, linker.policy.override(reranker="rr"),
                       reranker=CrossEncoder(tiny_model_session, precision="fp32"))
     text = "Children with severe asthma attacks (SAA) were seen. SAA recurred in winter."
-    entities = Annotator(reranked, detector="exact").annotate_one(text)
+    entities = Annotator(reranked, detector="exact", threshold=-1.0).annotate_one(text)
     asthma = [e for e in entities if e.text == "asthma"]
     saa = [e for e in entities if e.text == "SAA"]
     assert len(asthma) == 1 and len(saa) == 2
@@ -263,5 +283,5 @@ def test_weak_labels_include_lexical_variants():
     from entitylink.link.annotate import NameMatcher
 
     names = ["Ovarian Tumor", "Anemia"]
-    matcher = NameMatcher(names, [Normalizer()(n) for n in names], Normalizer())
+    matcher = NameMatcher(names, ["C1", "C2"], Normalizer())
     assert [s.text for s in matcher.find("Ovarian tumours with anaemia.")] == ["Ovarian tumours", "anaemia"]

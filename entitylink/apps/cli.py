@@ -769,7 +769,7 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
     from .._io import atomic_write_text
     from ..link.calibration import Calibration, expected_calibration_error, plot_reliability
     from ..link.evaluation import is_match, read_queries
-    from ..link.linker import Linker
+    from ..link.linker import Linker, scorer_of
     from ..link.policy import POLICY_FILE
 
     queries = read_queries(args.queries)
@@ -780,7 +780,8 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
              for cands, gold in zip(results, queries["concept_id"]) if cands]
     scores, correct = [s for s, _ in pairs], [c for _, c in pairs]
     calibration = Calibration.fit(scores, correct, kind=args.kind)
-    policy = dataclasses.replace(linker.policy, calibration=calibration.to_dict())
+    fitted = {**calibration.to_dict(), "scorer": scorer_of(linker.policy, linker.reranker is not None)}
+    policy = dataclasses.replace(linker.policy, calibration=fitted)
     atomic_write_text(args.index / POLICY_FILE, json.dumps(policy.to_dict(), indent=2))
     before = expected_calibration_error(np.clip(scores, 0, 1), correct)
     after = expected_calibration_error(calibration(scores), correct)

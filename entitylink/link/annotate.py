@@ -1,47 +1,52 @@
 """Document annotation: find the mentions in running text and link them.
 
-Detection from the ontology alone (``detector="dictionary"``): every window of up to 12 tokens inside
-a sentence (QuickUMLS's rules: no stop word, bare number or punctuation at either end) whose
-normalised text is a dictionary name, or a lexical variant of one (a plural, a British spelling:
-"tumours" for "tumor"), is an *exact* match; the other windows of up to ``max_tokens``
-tokens that begin as some name begins and end as some name ends, and overlap no exact match, are
-linked and kept when the top concept scores at least ``threshold`` (the *approximate* matches:
-"myocardial infarct", "hearing loss in both ears"). Short forms defined in the document
-("non-insulin-dependent diabetes (NIDDM)") are linked as their long forms wherever they recur, and take
-the concept of the entity found in the long form where there is one.
-Overlapping spans are resolved: exact matches first, then by score, then length.
-``detector="exact"`` keeps the exact matches only (the string-matcher baseline). A token-classification
-tagger (:class:`~entitylink.model.tagger.Tagger`) may propose the spans instead (``detector="tagger"``).
+One pipeline of small stages, whatever finds the spans:
+
+1. **propose**: the :class:`~entitylink.index.lexical.LexicalIndex` finds the dictionary's names (and
+   their lexical variants, learnt word swaps, reorderings and coordinations, as the policy's ``lexical``
+   says) at dictionary speed; ``detector="dictionary"`` adds the *approximate* windows of up to
+   ``max_tokens`` tokens that begin as some name begins and end as some name ends ("myocardial
+   infarct", "hearing loss in both ears"); ``detector="tagger"`` takes a tagger's spans instead. Short
+   forms defined in the document ("non-insulin-dependent diabetes (NIDDM)") are proposed wherever they
+   recur, as their long forms.
+2. **link**: a span that is a name (or a variant of one) takes that name's concept from the table, with
+   no encoder call; the others are linked by the linker, each distinct text once, and kept when their top
+   concept scores at least the detection threshold (the policy's ``detect_threshold``).
+3. **resolve**: a defined short form takes the concept of the entity found in its long form; overlaps are
+   resolved as the policy's ``overlaps`` says (dictionary matches first, then by score, then length).
+
+``detector="exact"`` keeps the dictionary matches only (the string-matcher baseline).
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..index.lexical import LexicalIndex, Match
 from ..ontology.table import Ontology
 from ..text.abbreviations import AbbreviationFinder, expand
-from ..text.normalize import Normalizer
-from ..text.spans import Span, chunks, is_boundary_token, keep_non_overlapping, windows
-from ..text.variants import variant_key
+from ..text.spans import Span, chunks, is_boundary_token, keep_non_overlapping
 from .linker import Candidate, Linker
 from .policy import (
     DEFAULT_BATCH_SIZE,
-    DEFAULT_DETECT_THRESHOLD,
     DEFAULT_MAX_CHARS,
     DEFAULT_MAX_TOKENS,
     DETECTOR_NAMES,
-    MAX_EXACT_TOKENS,
+    LEXICAL,
+    OVERLAPS,
     DetectorName,
+    Lexical,
+    Overlaps,
 )
 
-STEM = 5  # "infarct" and "infarction" share their first five letters
-GENERIC_SHARE = 0.01  # a word in 1% of the names or more is generic on its own
 MEMORY = 200_000  # texts whose candidates are remembered across batches
-ACRONYM_CHARS = 6  # longer names in capitals are titles (OMIM's "ANIRIDIA"), matched in any case
+TABLE = ("exact", "lexical")  # sources whose concept comes from the table, not the encoder
+LONG_FORM_SHARE = 0.5  # a short form takes an inner entity's concept when it covers this much of the long form
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class Entity:
     concept_id: str
     score: float
     candidates: tuple[Candidate, ...] = field(default=(), compare=False)
-    source: str = "dictionary"  # how it was found: exact, approximate, abbreviation, tagger
+    source: str = "exact"  # how it was found: exact, lexical, approximate, abbreviation, tagger
 
     def to_dict(self, candidates: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"start": self.start, "end": self.end, "text": self.text,
@@ -65,96 +70,22 @@ class Entity:
         return out
 
 
-def _is_acronym(name: str) -> bool:
-    """A short name in capitals ("WAS", "CORD", "G6PD"): it names a concept only when written so."""
-    letters = [c for c in name if c.isalpha()]
-    return len(letters) >= 2 and not any(c.islower() for c in letters) and len(name) <= ACRONYM_CHARS
+class NameMatcher(LexicalIndex):
+    """A :class:`~entitylink.index.lexical.LexicalIndex` whose :meth:`find` keeps the longest names (weak
+    labels for a tagger)."""
 
-
-def _letters_digits(text: str) -> str:
-    return "".join(c for c in text if c.isalnum())
-
-
-class NameMatcher:
-    """A dictionary's names for exact matching in text: a normalised name is found wherever a window of
-    text normalises to it, with the acronym and generic-word rules of the module docs."""
-
-    def __init__(self, names: Sequence[str], texts: Sequence[str], normalizer: Normalizer):
-        self.normalizer = normalizer
-        self.acronyms: dict[str, set[str]] = {}
-        self.texts: set[str] = set()
-        for name, text in zip(names, texts):
-            if _is_acronym(name) and " " not in text:
-                self.acronyms.setdefault(text, set()).add(_letters_digits(name))
-            else:
-                self.texts.add(text)
-        in_names = Counter(token for text in texts for token in set(text.split()))
-        # a word in many names is a head ("disease", "syndrome"), not a mention when alone
-        self.generic = {token for token, n in in_names.items() if n >= GENERIC_SHARE * len(texts) and n >= 20}
-        self._generic_keys = {variant_key(token) for token in self.generic}
-        self._variants: dict[str, str] = {}  # a name's lexical-variant key -> the name's text
-        for text in sorted(self.texts):  # sorted: the same name wins a shared key on every run
-            key = variant_key(text)
-            if key not in self.texts:  # a key that is a name's text is looked up as that name
-                self._variants.setdefault(key, text)
-        self.first_stems = {text.split()[0][:STEM] for text in texts if text}
-        self.last_stems = {text.split()[-1][:STEM] for text in texts if text}
-
-    @classmethod
-    def from_index(cls, index) -> NameMatcher:
-        dense = getattr(index, "dense", index)
-        names = list(dense.names)
-        texts = list(getattr(dense, "texts", None) or [index.normalizer(n) for n in names])
-        return cls(names, texts, index.normalizer)
-
-    @classmethod
-    def from_ontology(cls, ontology: Ontology, normalizer: Normalizer | None = None) -> NameMatcher:
-        entries = ontology.entries(normalizer)
-        return cls(entries["name"].tolist(), entries["text"].tolist(), normalizer or Normalizer())
-
-    def find(self, text: str, max_tokens: int = MAX_EXACT_TOKENS) -> list[Span]:
-        """The dictionary names in ``text``, longest first where they overlap (weak labels for a tagger)."""
-        found = []
-        for span in windows(text, max_tokens):
-            normalised = self.normalizer(span.text)
-            exact = self.exact(span.text, normalised)
-            if exact or (exact is not None and self.variant(normalised)):
-                found.append(span)
-        return keep_non_overlapping(found, rank=lambda s: (-(s.end - s.start), s.start))
-
-    def exact(self, text: str, normalised: str) -> bool | None:
-        """True for a dictionary name; ``None`` for an acronym's text in the wrong case ("was" for "WAS")
-        or a generic word on its own ("disease")."""
-        if normalised in self.generic:
-            return None
-        if normalised in self.texts:
-            return True
-        forms = self.acronyms.get(normalised)
-        if forms is None:
-            return False
-        return True if _letters_digits(text) in forms else None
-
-    def variant(self, normalised: str) -> str | None:
-        """The text of a dictionary name that ``normalised`` is a lexical variant of (a plural, a British
-        spelling: "tumours" for "tumor"), or ``None``."""
-        key = variant_key(normalised)
-        if key in self._generic_keys:
-            return None
-        return key if key in self.texts else self._variants.get(key)
-
-    def plausible(self, normalised: str) -> bool:
-        """Whether a window is worth linking: it begins as some name begins, and ends as some name ends."""
-        tokens = normalised.split()
-        return bool(tokens) and tokens[0][:STEM] in self.first_stems and (tokens[-1][:STEM] in self.last_stems
-                                                                          or tokens[-1].isdigit())
+    def find(self, text: str, tokens=None, reordered: bool = True) -> list[Match]:  # type: ignore[override]
+        return keep_non_overlapping(super().find(text, tokens, reordered),
+                                    rank=lambda m: (-(m.end - m.start), m.start))
 
 
 @dataclass
 class _Proposal:
     span: Span
-    query: str  # what is linked: the span with the document's short forms expanded
+    query: str  # what is linked: the span with the document's short forms expanded, or the name matched
     source: str
     defined_at: tuple[int, int] | None = None  # a short form's long form in the text, where it is defined
+    concept: str | None = None  # from the table: no encoder call
 
 
 def _long_form_spans(text: str, short_forms: dict[str, str]) -> dict[str, tuple[int, int]]:
@@ -173,22 +104,24 @@ class Annotator:
     """Finds and links the mentions of documents.
 
     Args:
-        linker: links the proposed spans (its policy: k, sparse weight, abbreviations detector, reranker).
-        detector: ``"dictionary"`` (exact + approximate matching, from the ontology alone), ``"exact"``
-            (dictionary names verbatim after normalisation) or ``"tagger"`` (spans from ``tagger``).
+        linker: links the proposed spans; its policy also holds the detection settings below.
+        detector: ``"dictionary"`` (dictionary matches + approximate windows, from the ontology alone),
+            ``"exact"`` (dictionary matches only) or ``"tagger"`` (spans from ``tagger``).
         tagger: a :class:`~entitylink.model.tagger.Tagger` (needed by ``detector="tagger"``).
-        threshold: approximate and tagger spans are kept when their top concept scores at least this
-            (a cosine for a dense index; a probability when the index is calibrated or reranked).
+        threshold: spans linked by the encoder are kept when their top concept scores at least this
+            (default: the policy's ``detect_threshold``).
         max_tokens: the longest approximate window, in tokens.
         batch_size: documents (or pieces of long ones) whose spans are linked together, each distinct
             text once.
         max_chars: longer documents are cut at sentence ends into pieces of at most this many characters
             (a short form defined in one piece is expanded in that piece only).
+        overlaps, lexical: override the policy's (see :class:`~entitylink.link.policy.LinkingPolicy`).
     """
 
     def __init__(self, linker: Linker, detector: DetectorName = "dictionary", tagger: Any = None,
-                 threshold: float = DEFAULT_DETECT_THRESHOLD, max_tokens: int = DEFAULT_MAX_TOKENS,
-                 batch_size: int = DEFAULT_BATCH_SIZE, max_chars: int = DEFAULT_MAX_CHARS):
+                 threshold: float | None = None, max_tokens: int = DEFAULT_MAX_TOKENS,
+                 batch_size: int = DEFAULT_BATCH_SIZE, max_chars: int = DEFAULT_MAX_CHARS,
+                 overlaps: Overlaps | None = None, lexical: Lexical | None = None):
         if detector not in DETECTOR_NAMES:
             raise ValueError(f"detector must be one of {DETECTOR_NAMES}, not {detector!r}")
         if detector == "tagger" and tagger is None:
@@ -196,6 +129,16 @@ class Annotator:
         if min(max_tokens, batch_size, max_chars) < 1:
             raise ValueError(f"max_tokens, batch_size and max_chars must be positive, got {max_tokens}, "
                              f"{batch_size} and {max_chars}")
+        policy = linker.policy
+        threshold = policy.detect_threshold if threshold is None else threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or math.isnan(threshold):
+            raise ValueError(f"threshold must be a number, not {threshold!r}")
+        self.overlaps = overlaps or policy.overlaps
+        self.lexical = lexical or policy.lexical
+        if self.overlaps not in OVERLAPS:
+            raise ValueError(f"overlaps must be one of {OVERLAPS}, not {self.overlaps!r}")
+        if self.lexical not in LEXICAL:
+            raise ValueError(f"lexical must be one of {LEXICAL}, not {self.lexical!r}")
         self.linker = linker
         self.detector = detector
         self.tagger = tagger
@@ -203,8 +146,8 @@ class Annotator:
         self.max_tokens = max_tokens
         self.batch_size = batch_size
         self.max_chars = max_chars
-        self._dictionary = NameMatcher.from_index(linker.index)
-        detector_name = linker.policy.abbreviations
+        self.lexicon = LexicalIndex.from_index(linker.index, equivalences=self.lexical != "variants")
+        detector_name = policy.abbreviations
         self._finder = AbbreviationFinder(detector_name) if detector_name != "off" else None
         self._seen: OrderedDict[str, list[Candidate]] = OrderedDict()  # recent texts' candidates
 
@@ -263,70 +206,114 @@ class Annotator:
         del left[number]
         return found.pop(number)
 
-    # ---------------------------------------------------------------- internals
+    # ---------------------------------------------------------------- stage 1: propose
     def _proposals(self, text: str, tagged: list[Span] | None = None) -> list[_Proposal]:
         short_forms = self._finder.find([text]) if self._finder is not None and text.strip() else {}
+        tokens = self.lexicon.tokens(text)
+        matches = self.lexicon.find(text, tokens, reordered=self.lexical == "reordered")
         if tagged is not None:
-            return [_Proposal(s, expand(s.text, short_forms) if short_forms else s.text, "tagger") for s in tagged]
+            named = {(m.start, m.end): m for m in matches}
+            out = []
+            for s in tagged:
+                m = named.get((s.start, s.end))
+                out.append(_Proposal(s, m.name, "tagger", concept=self.lexicon.concept(m.name)) if m else
+                           _Proposal(s, expand(s.text, short_forms) if short_forms else s.text, "tagger"))
+            return out
         defined = _long_form_spans(text, short_forms) if short_forms else {}
-        out: list[_Proposal] = []
-        approximate = []
-        for span in windows(text, max(self.max_tokens, MAX_EXACT_TOKENS)):
-            query = expand(span.text, short_forms) if short_forms else span.text
-            normalised = self._dictionary.normalizer(query)
-            exact = self._dictionary.exact(query, normalised)
-            if exact:
-                out.append(_Proposal(span, query, "exact", defined.get(span.text)))
-            elif exact is not None and (name := self._dictionary.variant(normalised)):
-                out.append(_Proposal(span, name, "exact", defined.get(span.text)))
-            elif (exact is not None and self.detector == "dictionary" and span.tokens <= self.max_tokens
-                  and self._dictionary.plausible(normalised)):
-                approximate.append(_Proposal(span, query, "approximate", defined.get(span.text)))
-        # an exact match wins any overlap, so windows overlapping one need not be linked
-        exact_spans = [p.span for p in out]
-        out += [p for p in approximate if not any(p.span.overlaps(e) for e in exact_spans)]
-        proposed = {p.span for p in out}
+        out = [_Proposal(m.span(), m.name, "exact" if m.kind in ("exact", "variant") else "lexical",
+                         defined.get(m.text), self.lexicon.concept(m.name)) for m in matches]
+        if self.detector == "dictionary":
+            # a dictionary match wins any overlap, so windows overlapping one need not be linked
+            taken = [(m.start, m.end) for m in matches]
+            for span in self.lexicon.windows(text, tokens, self.max_tokens):
+                if any(span.start < z and a < span.end for a, z in taken):
+                    continue
+                query = expand(span.text, short_forms) if short_forms else span.text
+                out.append(_Proposal(span, query, "approximate", defined.get(span.text)))
+        proposed = {(p.span.start, p.span.end) for p in out}
         for short, long_form in short_forms.items():  # a defined short form of any length, wherever it recurs
             if not is_boundary_token(short):
                 continue
+            as_name = self._as_name(long_form)
             for match in re.finditer(rf"(?<![\w-]){re.escape(short)}(?![\w-])", text):
                 span = Span(match.start(), match.end(), short)
-                if len(short) < 3 or span not in proposed:
-                    out.append(_Proposal(span, long_form, "abbreviation", defined.get(short)))
+                if len(short) < 3 or (span.start, span.end) not in proposed:
+                    out.append(_Proposal(span, as_name or long_form, "abbreviation", defined.get(short),
+                                         self.lexicon.concept(as_name) if as_name else None))
         return out
 
+    def _as_name(self, text: str) -> str | None:
+        """The dictionary text that all of ``text`` matches, if any."""
+        whole = [m for m in self.lexicon.find(text, reordered=False) if m.start == 0 and m.end == len(text.rstrip())]
+        return whole[0].name if whole else None
+
+    # ---------------------------------------------------------------- stage 2: link
     def _annotate_batch(self, texts: Sequence[str]) -> list[list[Entity]]:
         tagged = self.tagger.spans_batch(texts) if self.detector == "tagger" else [None] * len(texts)
         proposals = [self._proposals(text, spans) if text else [] for text, spans in zip(texts, tagged)]
-        queries = list(dict.fromkeys(p.query for props in proposals for p in props))
+        queries = list(dict.fromkeys(p.query for props in proposals for p in props if p.concept is None))
         # spans are found with the retriever's scores; a reranker then re-scores the spans kept
-        linked = self._retrieve(queries)
+        linked = self._retrieve(queries) if queries else {}
         docs = []
         for props in proposals:
             found = []
             for p in props:
-                candidates = linked.get(p.query) or []
-                if not candidates or (p.source != "exact" and candidates[0].score < self.threshold
-                                      and p.defined_at is None):
-                    continue
+                if p.concept is not None:
+                    candidates = [Candidate(p.concept, self.lexicon.names.get(p.query, p.query), 1.0)]
+                else:
+                    candidates = linked.get(p.query) or []
+                    if not candidates or (candidates[0].score < self.threshold and p.defined_at is None):
+                        continue
                 entity = Entity(p.span.start, p.span.end, p.span.text, candidates[0].concept_id,
                                 candidates[0].score, tuple(candidates), p.source)
-                found.append(_Found(entity, p.query, p.defined_at))
-            docs.append(_short_forms_as_defined(found, self.threshold))
+                found.append(_Found(entity, p.query, p.defined_at, p.concept is not None))
+            docs.append(self._resolve(found))
         if getattr(self.linker, "reranker", None) is not None:
-            kept = list(dict.fromkeys(f.query for doc in docs for f in doc))
-            reranked = dict(zip(kept, self.linker.link(kept, threshold=float("-inf"))))
-            return [[_relinked(f.entity, reranked[f.query]) for f in doc] for doc in docs]
+            kept = list(dict.fromkeys(f.query for doc in docs for f in doc if not f.table))
+            reranked = dict(zip(kept, self.linker.link(kept, threshold=float("-inf")))) if kept else {}
+            return [[f.entity if f.table else _relinked(f.entity, reranked[f.query]) for f in doc] for doc in docs]
         return [[f.entity for f in doc] for doc in docs]
+
+    # ---------------------------------------------------------------- stage 3: resolve
+    def _resolve(self, found: list[_Found]) -> list[_Found]:
+        """A defined short form takes the concept (and the query, for a reranker) of the longest entity found
+        in its long form where its own link (as the long form) passes the threshold or that entity covers
+        half the long form or more; else it keeps its own link if that passes the threshold. Then overlaps
+        are resolved as ``overlaps`` says."""
+        plain = [f for f in found if f.defined_at is None]
+        kept = keep_non_overlapping(plain, rank=_rank)
+        short_forms = []
+        for f in found:
+            if f.defined_at is None:
+                continue
+            begin, end = f.defined_at
+            passes = f.table or f.entity.score >= self.threshold
+            inside = [k for k in kept if begin <= k.start and k.end <= end
+                      and (passes or (k.end - k.start) >= LONG_FORM_SHARE * (end - begin))]
+            if inside:
+                best = max(inside, key=lambda k: (k.end - k.start, k.entity.score))
+                short_forms.append(_Found(replace(_relinked(f.entity, best.entity.candidates), source="abbreviation"),
+                                          best.query, f.defined_at, best.table))
+            elif passes:
+                short_forms.append(f)
+        out = keep_non_overlapping(kept + short_forms, rank=_rank)
+        if self.overlaps == "nested":
+            taken = {(f.start, f.end) for f in out}
+            out += [f for f in plain if f.table and (f.start, f.end) not in taken
+                    and any(k.start <= f.start and f.end <= k.end for k in out)]
+            out.sort(key=lambda f: (f.start, f.end))
+        return out
 
 
 @dataclass(frozen=True)
 class _Found:
-    """An entity with the text it was linked as, and where its long form is if it is a defined short form."""
+    """An entity with the text it was linked as, where its long form is if it is a defined short form, and
+    whether its concept came from the table."""
 
     entity: Entity
     query: str
     defined_at: tuple[int, int] | None
+    table: bool = False
 
     @property
     def start(self) -> int:
@@ -344,31 +331,13 @@ def _relinked(entity: Entity, candidates: Sequence[Candidate]) -> Entity:
                    candidates=tuple(candidates))
 
 
-def _short_forms_as_defined(found: list[_Found], threshold: float) -> list[_Found]:
-    """Resolve overlaps; then a defined short form takes the concept (and the query, for a reranker) of the
-    longest entity found in its long form, or keeps its own link if that passes ``threshold``."""
-    kept = keep_non_overlapping([f for f in found if f.defined_at is None], rank=lambda f: _rank(f.entity))
-    short_forms = []
-    for f in found:
-        if f.defined_at is None:
-            continue
-        begin, end = f.defined_at
-        inside = [k for k in kept if begin <= k.start and k.end <= end]
-        if inside:
-            best = max(inside, key=lambda k: (k.end - k.start, k.entity.score))
-            short_forms.append(_Found(replace(_relinked(f.entity, best.entity.candidates), source="abbreviation"),
-                                      best.query, f.defined_at))
-        elif f.entity.score >= threshold or f.entity.source == "exact":
-            short_forms.append(f)
-    return keep_non_overlapping(kept + short_forms, rank=lambda f: _rank(f.entity))
-
-
-def _rank(e: Entity) -> tuple:
-    return e.source != "exact", -round(e.score, 2), -(e.end - e.start), e.start
+def _rank(f) -> tuple:
+    e = f.entity if isinstance(f, _Found) else f
+    return e.source not in TABLE, -round(e.score, 2), -(e.end - e.start), e.start
 
 
 def _resolve_overlaps(entities: list[Entity]) -> list[Entity]:
-    """Keep the best of overlapping entities: exact matches first, then by score, then the longer one."""
+    """Keep the best of overlapping entities: dictionary matches first, then by score, then the longer one."""
     return keep_non_overlapping(entities, rank=_rank)
 
 

@@ -92,6 +92,7 @@ class Linker:
                                       reranker=reranker.model_id if reranker is not None and not policy.reranker
                                       else None)
         _check_sparse(self.policy, index)
+        _check_calibration(self.policy, policy)
         if self.policy.reranker and reranker is None:
             raise ValueError(f"the policy names the reranker {self.policy.reranker!r}: pass it as reranker=..., "
                              "or open the index with Linker.load")
@@ -196,8 +197,9 @@ class Linker:
                                show_progress=show_progress)
         if reranking:
             found = self._rerank(texts, found, policy.rerank_k)
-        if policy.calibration is not None:
-            found = _calibrated(found, Calibration.from_dict(policy.calibration))
+        calibration = fitted_calibration(policy, reranked=reranking)
+        if calibration is not None:
+            found = _calibrated(found, calibration)
         results = [[c for c in candidates[: policy.k] if c.score >= policy.threshold] for candidates in found]
         return results[0] if single else results
 
@@ -208,9 +210,12 @@ class Linker:
         results: list[list[Candidate]] = [[] for _ in texts]
         todo = [i for i, t in enumerate(texts) if t]
         if todo:
-            queries = self.index.prepare([texts[i] for i in todo], show_progress=show_progress)
+            # a hybrid index at sparse weight 0 is searched as the dense index it holds
+            index = self.index.dense if isinstance(self.index, HybridIndex) and not policy.sparse_weight \
+                else self.index
+            queries = index.prepare([texts[i] for i in todo], show_progress=show_progress)
             skip = None if hidden is None else [hidden[i] for i in todo]
-            found = self._top_concepts(queries, len(todo), policy, skip)
+            found = self._top_concepts(queries, len(todo), policy, skip, index)
             for row, candidates in zip(todo, found):
                 results[row] = candidates
         return results
@@ -249,21 +254,23 @@ class Linker:
             out.append(expand(mention, defined[context]))
         return out
 
-    def _search(self, queries, k: int, policy: LinkingPolicy) -> tuple[np.ndarray, np.ndarray]:
-        if isinstance(self.index, HybridIndex):
-            return self.index.search(queries, k, sparse_weight=policy.sparse_weight)
-        return self.index.search(queries, k)
+    @staticmethod
+    def _search(index, queries, k: int, policy: LinkingPolicy) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(index, HybridIndex):
+            return index.search(queries, k, sparse_weight=policy.sparse_weight)
+        return index.search(queries, k)
 
     def _top_concepts(self, queries, n_queries: int, policy: LinkingPolicy,
-                      hidden: Sequence[Container[int]] | None = None) -> list[list[Candidate]]:
+                      hidden: Sequence[Container[int]] | None = None, index=None) -> list[list[Candidate]]:
         """The ``policy.k`` best distinct concepts per query; ``hidden[i]`` lists entry positions query i skips."""
+        index = self.index if index is None else index
         k = policy.k
         n_entries = len(self.index)
         fetch = min(n_entries, max(4 * k, k + 16))
         out: list[list[Candidate] | None] = [None] * n_queries
         pending = np.arange(n_queries)
         while len(pending):
-            scores, positions = self._search(queries[pending], fetch, policy)
+            scores, positions = self._search(index, queries[pending], fetch, policy)
             retry = []
             for row, s_row, p_row in zip(pending, scores, positions):
                 best: dict[str, Candidate] = {}
@@ -303,6 +310,36 @@ def _calibrated(found: list[list[Candidate]], calibration: Calibration) -> list[
         out.append([c._replace(score=float(s)) for c, s in zip(cands, scores[start : start + len(cands)])])
         start += len(cands)
     return out
+
+
+def scorer_of(policy: LinkingPolicy, reranked: bool) -> dict:
+    """What produces a linker's scores: the reranker or the retriever, and the retriever's sparse weight."""
+    return {"reranked": bool(reranked), "sparse_weight": float(policy.sparse_weight)}
+
+
+def fitted_calibration(policy: LinkingPolicy, reranked: bool) -> Calibration | None:
+    """The policy's calibration if it was fitted for the scores of this scorer, else ``None`` (raw scores)."""
+    if policy.calibration is None:
+        return None
+    fitted = policy.calibration.get("scorer") or scorer_of(policy, bool(policy.reranker))
+    return Calibration.from_dict(policy.calibration) if fitted == scorer_of(policy, reranked) else None
+
+
+def _check_calibration(policy: LinkingPolicy, saved: LinkingPolicy) -> None:
+    """Refuse overrides (sparse weight, reranker) that change the scores a saved calibration was fitted on."""
+    if policy.calibration is None:
+        return
+    fitted = policy.calibration.get("scorer") or scorer_of(saved, bool(saved.reranker))
+    if fitted != scorer_of(policy, bool(policy.reranker)) and fitted != scorer_of(policy, False):
+        raise EntityLinkError(
+            f"the index's calibration was fitted on the scores of {_describe(fitted)}, not of "
+            f"{_describe(scorer_of(policy, bool(policy.reranker)))}: drop the override, or run "
+            "`entitylink calibrate` again with it")
+
+
+def _describe(scorer: dict) -> str:
+    what = "the reranker" if scorer["reranked"] else "the retriever"
+    return f"{what} (sparse weight {scorer['sparse_weight']:g})"
 
 
 def _check_sparse(policy: LinkingPolicy, index) -> None:

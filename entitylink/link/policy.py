@@ -8,6 +8,7 @@ call, and otherwise answers as the index was saved.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +22,10 @@ POLICY_FILE = "policy.json"
 DetectorName = Literal["dictionary", "exact", "tagger"]
 DETECTOR_NAMES = ("dictionary", "exact", "tagger")
 DEFAULT_DETECT_THRESHOLD = 0.95  # NCBI-disease dev: 0.93-0.99 within 1 F1 point (benchmarks/README.md)
+Overlaps = Literal["longest", "nested"]
+OVERLAPS = ("longest", "nested")
+Lexical = Literal["variants", "classes", "reordered"]
+LEXICAL = ("variants", "classes", "reordered")
 DEFAULT_MAX_TOKENS = 5  # the longest approximate window (QuickUMLS's)
 MAX_EXACT_TOKENS = 12  # the longest window matched verbatim
 DEFAULT_BATCH_SIZE = 32  # documents (or pieces) linked together
@@ -52,7 +57,18 @@ class LinkingPolicy:
         rerank_k: how many of the retriever's candidates the reranker reads.
         calibration: a :class:`~entitylink.link.calibration.Calibration` as a dict (``entitylink
             calibrate`` fits one on dev queries): scores become probabilities that the candidate is
-            right, and ``threshold`` a probability. ``None``: raw scores.
+            right, and ``threshold`` a probability. ``None``: raw scores. It holds the scorer it was
+            fitted for (reranked or not, the sparse weight) and is applied to that scorer's scores only.
+        detect_threshold: document annotation keeps a span linked by the encoder (an approximate
+            window, a tagger span that is no dictionary name) when its top concept's retriever score is
+            at least this (a probability when the calibration was fitted on the retriever's scores).
+        overlaps: where names found in a document overlap, ``"longest"`` keeps the longest (exact and
+            dictionary matches before approximate ones), ``"nested"`` also reports every dictionary
+            name found inside a kept one ("mental retardation" in "severe mental retardation").
+        lexical: how document annotation matches names without the encoder: ``"variants"`` (the
+            normalised name, a plural or British spelling of it), ``"classes"`` (also words the
+            ontology's synonyms swap: "renal"/"kidney"), ``"reordered"`` (also words in another order
+            around a preposition, or split by a coordination).
 
     Example:
         >>> strict = LinkingPolicy(k=3).override(threshold=0.5)
@@ -67,11 +83,15 @@ class LinkingPolicy:
     reranker: str | None = None
     rerank_k: int = 16
     calibration: dict | None = None
+    detect_threshold: float = DEFAULT_DETECT_THRESHOLD
+    overlaps: Overlaps = "longest"
+    lexical: Lexical = "reordered"
 
     def __post_init__(self) -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
             raise ValueError(f"k must be an integer of at least 1, not {self.k!r}")
-        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)):
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
+                or math.isnan(self.threshold):
             raise ValueError(f"threshold must be a number, not {self.threshold!r}")
         if isinstance(self.sparse_weight, bool) or not isinstance(self.sparse_weight, (int, float)) \
                 or self.sparse_weight < 0:
@@ -86,6 +106,13 @@ class LinkingPolicy:
             if not isinstance(self.calibration, dict):
                 raise ValueError(f"calibration must be a dict (Calibration.to_dict()), not {self.calibration!r}")
             Calibration.from_dict(self.calibration)
+        if isinstance(self.detect_threshold, bool) or not isinstance(self.detect_threshold, (int, float)) \
+                or not math.isfinite(self.detect_threshold):
+            raise ValueError(f"detect_threshold must be a finite number, not {self.detect_threshold!r}")
+        if self.overlaps not in OVERLAPS:
+            raise ValueError(f"overlaps must be one of {OVERLAPS}, not {self.overlaps!r}")
+        if self.lexical not in LEXICAL:
+            raise ValueError(f"lexical must be one of {LEXICAL}, not {self.lexical!r}")
         if self.abbreviations not in ABBREVIATIONS:
             raise ValueError(f"abbreviations must be one of {ABBREVIATIONS}, not {self.abbreviations!r}")
 
