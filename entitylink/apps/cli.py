@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -17,9 +18,10 @@ from ..errors import EntityLinkError
 from ..index.search import KINDS, SearchSpec
 from ..link.policy import (
     ABBREVIATIONS,
-    DEFAULT_DETECT_THRESHOLD,
     DEFAULT_MAX_TOKENS,
     DETECTOR_NAMES,
+    LEXICAL,
+    OVERLAPS,
     LinkingPolicy,
 )
 from ..model.defaults import (
@@ -59,6 +61,16 @@ def _parse_ks(text: str) -> list[int]:
     if not ks or ks[0] < 1:
         raise argparse.ArgumentTypeError("every k must be at least 1")
     return ks
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, not {text!r}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -142,6 +154,28 @@ def _add_policy_options(parser: argparse.ArgumentParser, saved: bool) -> None:
                             + (" (copied into the index)" if saved else ""))
     group.add_argument("--rerank-k", type=_positive, default=default.rerank_k if saved else None,
                        help="candidates the reranker reads" + tell(default.rerank_k))
+    if saved:
+        group = parser.add_argument_group("annotation policy (used by annotate, evaluate-docs, spaCy, serve)")
+        _add_annotation_policy(group, default)
+        group.add_argument("--entity-type", default=None, metavar="TYPE",
+                           help="the type written for each entity (PubTator's type column; default by ontology: "
+                                "Disease for medic/ctd, Phenotype for hpo, else the most common semantic type)")
+
+
+def _add_annotation_policy(group, default: LinkingPolicy | None) -> None:
+    """The detection settings an index saves and annotate/evaluate-docs/serve override."""
+    tell = (lambda value: f" (default {value})") if default else (lambda value: " (default: as saved with the index)")
+    group.add_argument("--detect-threshold", type=_finite, default=default.detect_threshold if default else None,
+                       metavar="T", help="keep a span linked by the encoder (approximate or tagged, not a dictionary "
+                                         "name) whose top concept scores at least T"
+                                         + tell(default.detect_threshold if default else None))
+    group.add_argument("--overlaps", choices=OVERLAPS, default=default.overlaps if default else None,
+                       help="longest: keep the longest of overlapping names; nested: also every name inside a kept "
+                            "one" + tell(default.overlaps if default else None))
+    group.add_argument("--lexical", choices=LEXICAL, default=default.lexical if default else None,
+                       help="variants: names, plurals and spellings; classes: also words the ontology's synonyms "
+                            "swap (renal/kidney); reordered: also reordered and coordinated names"
+                            + tell(default.lexical if default else None))
 
 
 def _add_head_training_options(parser: argparse.ArgumentParser, what: str, config) -> None:
@@ -173,9 +207,7 @@ def _add_detection_options(parser: argparse.ArgumentParser, max_tokens: bool = T
     group.add_argument("--detector", choices=[d for d in DETECTOR_NAMES if d != "tagger"], default="dictionary",
                        help="without --tagger: 'dictionary' = names verbatim + approximate windows scored by the "
                             "linker, 'exact' = names verbatim only (default dictionary)")
-    group.add_argument("--detect-threshold", type=float, default=DEFAULT_DETECT_THRESHOLD, metavar="T",
-                       help="keep an approximate or tagged span whose top concept scores at least T "
-                            f"(default {DEFAULT_DETECT_THRESHOLD}, chosen on NCBI-disease dev)")
+    _add_annotation_policy(group, None)
     if max_tokens:
         group.add_argument("--max-tokens", type=_positive, default=DEFAULT_MAX_TOKENS,
                            help=f"longest approximate window in tokens (default {DEFAULT_MAX_TOKENS})")
@@ -190,9 +222,10 @@ def _annotator(args: argparse.Namespace):
     if args.tagger is not None:
         from ..model.tagger import Tagger
 
-        tagger = Tagger(args.tagger, **_encoder_kwargs(args))
+        tagger = Tagger.open(args.tagger, "--tagger", **_encoder_kwargs(args))
     return Annotator(linker, detector="tagger" if tagger is not None else args.detector, tagger=tagger,
-                     threshold=args.detect_threshold, max_tokens=args.max_tokens)
+                     threshold=args.detect_threshold, max_tokens=args.max_tokens, overlaps=args.overlaps,
+                     lexical=args.lexical)
 
 
 def cmd_annotate(args: argparse.Namespace) -> None:
@@ -204,8 +237,10 @@ def cmd_annotate(args: argparse.Namespace) -> None:
     from ..model.distributed import context
     from ..text.documents import read_documents
 
+    if Path(args.input).is_dir():
+        raise EntityLinkError(f"--input {args.input} is a directory: give a file of documents")
     if not Path(args.input).is_file():
-        raise FileNotFoundError(f"no such file: {args.input}")
+        raise EntityLinkError(f"--input {args.input}: no such file")
     if Path(args.output).resolve() == Path(args.input).resolve():
         raise EntityLinkError(f"--output {args.output} would overwrite --input")
     annotator = _annotator(args)
@@ -229,7 +264,8 @@ def cmd_annotate(args: argparse.Namespace) -> None:
         try:
             for entities in annotator.annotate(stream()):
                 doc_id, text = ids.pop(0), texts.pop(0)
-                handle.write(_format_document(args.format, doc_id, text, entities, args.candidates))
+                handle.write(_format_document(args.format, doc_id, text, entities, args.candidates,
+                                              annotator.linker.policy.entity_type or "Entity"))
                 written += 1
                 bar.update(ctx.world)
         except (EntityLinkError, ValueError) as err:
@@ -324,13 +360,13 @@ def cmd_evaluate_docs(args: argparse.Namespace) -> None:
                                                for d, doc in zip(documents, found)))
 
 
-def _format_document(fmt: str, doc_id: str, text: str, entities, candidates: bool) -> str:
+def _format_document(fmt: str, doc_id: str, text: str, entities, candidates: bool, entity_type: str = "Entity") -> str:
+    from ..text.pubtator import format_pubtator
+
     if fmt == "jsonl":
         record = {"id": doc_id, "entities": [e.to_dict(candidates=candidates) for e in entities]}
         return json.dumps(record, ensure_ascii=False) + "\n"
-    lines = [f"{doc_id}|t|{text}", f"{doc_id}|a|"]
-    lines += [f"{doc_id}\t{e.start}\t{e.end}\t{e.text}\tEntity\t{e.concept_id}" for e in entities]
-    return "\n".join(lines) + "\n\n"
+    return format_pubtator(doc_id, text, [(e.start, e.end, e.text, e.concept_id) for e in entities], entity_type)
 
 
 def _blocks(content: str, fmt: str):
@@ -345,6 +381,10 @@ def _blocks(content: str, fmt: str):
 def _policy_overrides(args: argparse.Namespace) -> dict:
     return {"k": args.k, "threshold": args.threshold, "abbreviations": args.abbreviations,
             "sparse_weight": args.sparse_weight, "rerank_k": args.rerank_k}
+
+
+def _annotation_overrides(args: argparse.Namespace) -> dict:
+    return {key: getattr(args, key, None) for key in ("detect_threshold", "overlaps", "lexical", "entity_type")}
 
 
 def _reranker(args: argparse.Namespace):
@@ -570,14 +610,17 @@ def cmd_index(args: argparse.Namespace) -> None:
     from ..index.hybrid import HybridIndex
     from ..link.linker import Linker
     from ..model.encoder import Encoder
+    from ..ontology.table import default_entity_type
 
     try:
         search = SearchSpec(kind=args.search, float16=args.float16, pca=args.pca, rerank=args.rerank,
                             ef_search=args.ef_search, nlist=args.nlist, nprobe=args.nprobe)
-        policy = LinkingPolicy().override(**_policy_overrides(args))
+        policy = LinkingPolicy().override(**_policy_overrides(args), **_annotation_overrides(args))
     except ValueError as err:
         raise EntityLinkError(f"index: {err}") from err
     ontology = _load_ontology(args)
+    if policy.entity_type is None:
+        policy = policy.override(entity_type=default_entity_type(args.ontology, ontology))
     print(f"{ontology.name}: {len(ontology)} names of {ontology.n_concepts} concepts", file=sys.stderr)
     encoder = Encoder(args.model, pooling=args.pooling, max_length=args.max_length, **_encoder_kwargs(args))
     # Under torchrun every rank encodes a shard; rank 0 writes the index.
@@ -827,8 +870,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings = ServiceSettings(max_mentions=args.max_mentions, max_text_length=args.max_text_length,
                                batch_window_ms=args.batch_window_ms, micro_batching=not args.no_micro_batching)
     serve(args.index, pipeline=args.pipeline, host=args.host, port=args.port, settings=settings,
-          precision=args.precision, detector=args.detector, detect_threshold=args.detect_threshold,
-          **_policy_overrides(args))
+          precision=args.precision, detector=args.detector, **_policy_overrides(args), **_annotation_overrides(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

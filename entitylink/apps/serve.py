@@ -79,11 +79,13 @@ class MicroBatcher:
             await self.task
         self.task = None
 
-    async def link(self, mentions: list[str], k: int, contexts: list[str | None] | None = None
-                   ) -> list[list[Candidate]]:
+    async def link(self, mentions: list[str], k: int, contexts: list[str | None] | None = None,
+                   threshold: float | None = None, rerank: bool = True) -> list[list[Candidate]]:
+        """Candidates of the mentions, linked together with the other requests waiting; ``threshold`` and
+        ``rerank`` as for :meth:`Linker.link` (requests with other values are linked in their own call)."""
         assert self.queue is not None, "batcher not started"
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put((mentions, k, contexts or [None] * len(mentions), future))
+        await self.queue.put((mentions, k, contexts or [None] * len(mentions), future, (threshold, rerank)))
         return await future
 
     async def _run(self) -> None:
@@ -102,24 +104,49 @@ class MicroBatcher:
                     break
                 batch.append(item)
                 size += len(item[0])
-            mentions = [m for item in batch for m in item[0]]
-            contexts = [c for item in batch for c in item[2]]
-            k = max(item[1] for item in batch)
-            try:
-                self.calls += 1
-                results = await asyncio.to_thread(self.linker.link, mentions, k=k, contexts=contexts) \
-                    if mentions else []
-            except Exception as err:  # noqa: BLE001 - every waiting request learns of the failure
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(err)
-                continue
-            start = 0
-            for item_mentions, item_k, _, future in batch:
-                part = [r[:item_k] for r in results[start : start + len(item_mentions)]]
-                start += len(item_mentions)
-                if not future.done():
-                    future.set_result(part)
+            groups: dict[tuple, list] = {}
+            for item in batch:
+                groups.setdefault(item[4], []).append(item)
+            for (threshold, rerank), group in groups.items():
+                await self._link_group(group, threshold, rerank)
+
+    async def _link_group(self, group: list, threshold: float | None, rerank: bool) -> None:
+        mentions = [m for item in group for m in item[0]]
+        contexts = [c for item in group for c in item[2]]
+        k = max(item[1] for item in group)
+        try:
+            self.calls += 1
+            results = await asyncio.to_thread(self.linker.link, mentions, k=k, contexts=contexts,
+                                              threshold=threshold, rerank=rerank) if mentions else []
+        except Exception as err:  # noqa: BLE001 - every waiting request learns of the failure
+            for item in group:
+                if not item[3].done():
+                    item[3].set_exception(err)
+            return
+        start = 0
+        for item_mentions, item_k, _, future, _ in group:
+            part = [r[:item_k] for r in results[start : start + len(item_mentions)]]
+            start += len(item_mentions)
+            if not future.done():
+                future.set_result(part)
+
+
+class BatchedLinker:
+    """A linker whose every call goes through a :class:`MicroBatcher`: an :class:`Annotator` running in a
+    worker thread then shares the one encoder with ``/link`` without using it at the same time."""
+
+    def __init__(self, linker: Linker, batcher: MicroBatcher, loop: asyncio.AbstractEventLoop):
+        self._linker, self._batcher, self._loop = linker, batcher, loop
+
+    def __getattr__(self, name: str):
+        return getattr(self._linker, name)
+
+    def link(self, mentions, k: int | None = None, *, threshold: float | None = None, contexts=None,
+             rerank: bool = True, **_: Any) -> list[list[Candidate]]:
+        items = list(mentions)
+        call = self._batcher.link(items, k or self._linker.policy.k, list(contexts) if contexts else None,
+                                  threshold=threshold, rerank=rerank)
+        return asyncio.run_coroutine_threadsafe(call, self._loop).result()
 
 
 def _linking_components(nlp) -> list[str]:
@@ -140,8 +167,12 @@ def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None
     async def lifespan(app: FastAPI):
         if settings.micro_batching:
             await batcher.start()
+            if annotator is not None:  # the annotator's encoder calls join /link's batches
+                annotator.linker = BatchedLinker(linker, batcher, asyncio.get_running_loop())
         yield
         await batcher.stop()
+        if annotator is not None:
+            annotator.linker = linker
 
     app = FastAPI(title="entitylink", version=__version__, lifespan=lifespan,
                   description="Biomedical entity linking: mentions or free text to ontology concept ids.")
@@ -196,8 +227,9 @@ def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None
         state["requests"] += 1
         if state["nlp"] is None:
             found = await asyncio.to_thread(state["annotator"].annotate_one, request.text)
+            label = (linker.policy.entity_type or "Entity").upper()
             return {"text": request.text, "entities": [{
-                "start": e.start, "end": e.end, "text": e.text, "label": "ENTITY", "kb_id": e.concept_id,
+                "start": e.start, "end": e.end, "text": e.text, "label": label, "kb_id": e.concept_id,
                 "concept_id": e.concept_id, "score": e.score, "source": e.source,
                 "candidates": [c._asdict() for c in e.candidates[:k]],
             } for e in found]}
@@ -239,7 +271,7 @@ def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None
 
 def serve(index: str | Path, *, pipeline: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000,
           settings: ServiceSettings | None = None, precision: str = DEFAULT_PRECISION,
-          detector: str | None = "dictionary", detect_threshold: float | None = None, **policy: Any) -> None:
+          detector: str | None = "dictionary", **policy: Any) -> None:
     """Load the index (and pipeline) and run the service with uvicorn until SIGINT/SIGTERM.
 
     ``policy`` settings (``k``, ``threshold``, ``abbreviations``) override those saved with the index.
@@ -249,7 +281,9 @@ def serve(index: str | Path, *, pipeline: str | Path | None = None, host: str = 
     require("uvicorn", "entitylink serve", "pip install 'entitylink[serve]'")
     import uvicorn
 
+    annotation = {key: policy.pop(key, None) for key in ("detect_threshold", "overlaps", "lexical", "entity_type")}
     linker = Linker.load(index, precision=precision, **policy)
+    linker.policy = linker.policy.override(**annotation)
     nlp, annotator = None, None
     if pipeline:
         import spacy
@@ -257,9 +291,7 @@ def serve(index: str | Path, *, pipeline: str | Path | None = None, host: str = 
         nlp = spacy.load(pipeline)
     elif detector is not None:
         from ..link.annotate import Annotator
-        from ..link.policy import DEFAULT_DETECT_THRESHOLD
 
-        annotator = Annotator(linker, detector=detector,
-                              threshold=DEFAULT_DETECT_THRESHOLD if detect_threshold is None else detect_threshold)
+        annotator = Annotator(linker, detector=detector)
     app = create_app(linker, nlp, settings, annotator=annotator)
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)

@@ -109,7 +109,7 @@ class EntityLinkerComponent:
         policy = linker.policy.override(k=self.k, threshold=self.threshold, abbreviations=self.abbreviations,
                                         sparse_weight=self.sparse_weight)
         if policy != linker.policy:
-            linker = Linker(linker.index, policy)
+            linker = Linker(linker.index, policy, reranker=linker.reranker)
         encoder = getattr(linker.index, "encoder", None)
         if encoder is not None and self.batch_size is not None:
             encoder.batch_size = self.batch_size
@@ -121,10 +121,10 @@ class EntityLinkerComponent:
         """The detector-and-linker that finds mentions (``detect`` other than ``"none"``)."""
         if self._annotator is None:
             from ..link.annotate import Annotator
-            from ..link.policy import DEFAULT_DETECT_THRESHOLD
 
-            threshold = DEFAULT_DETECT_THRESHOLD if self.detect_threshold is None else self.detect_threshold
-            self._annotator = Annotator(self.linker, detector=self.detect, threshold=threshold, tagger=self.tagger)
+            # detect_threshold None: the index's saved one
+            self._annotator = Annotator(self.linker, detector=self.detect, threshold=self.detect_threshold,
+                                        tagger=self.tagger)
         return self._annotator
 
     # ---------------------------------------------------------------- processing
@@ -159,7 +159,7 @@ class EntityLinkerComponent:
         if self._tagger is None and self.detect == "tagger":
             from ..model.tagger import Tagger
 
-            self._tagger = Tagger(self.tagger_path, precision=self.precision)
+            self._tagger = Tagger.open(self.tagger_path, "the tagger", precision=self.precision)
         return self._tagger
 
     def _detect(self, docs: list[Doc]) -> None:

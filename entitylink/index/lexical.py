@@ -10,15 +10,17 @@ semicolon or a comma. A second pass finds names written with their words in anot
 preposition ("abnormalities of the kidney" for "Kidney abnormality") or split by a coordination
 ("aplastic or hypoplastic nails" for "Aplastic nails").
 
-Rules that keep string matching honest on any ontology, all read from the names themselves:
-a short name in capitals ("WAS", "CORD") matches only when written in capitals; a word found in
-``generic_share`` of the names or more ("disease", "syndrome") is no mention on its own unless some
-concept is named by it alone in ``generic_share / 4`` of the names... (see :meth:`LexicalIndex.__init__`);
-a match starts and ends with a word that may bound a mention (no stop word, no bare number).
+Rules that keep string matching honest on any ontology, all read from the names themselves: a short
+name in capitals ("WAS", "CORD") matches only when written in capitals; a word found in 1% of the names
+or more ("disease", "syndrome") is no mention on its own, unless the ontology gives its concept another
+one-word name ("seizure" is also "epilepsy", "neoplasm" "cancer"); a match starts and ends with a word that may
+bound a mention (no stop word, no bare number); one word alone matches as itself, a plural or a spelling,
+never through its class.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
@@ -42,6 +44,9 @@ STEM = 5  # "infarct" and "infarction" share their first five letters
 PREPOSITIONS = frozenset({"of", "in", "the", "a", "an", "on", "at", "to", "for", "from", "with"})
 CONJUNCTIONS = frozenset({"and", "or", "nor"})
 MAX_GAP = 3  # words between the parts of a coordinated name
+MAX_POSTINGS = 5_000  # names read per word when telling partial matches
+SLACK_FROM = 3  # windows of this many content words may have one that is in no name
+MAX_CANDIDATES = 256  # names a partial window is scored against
 
 # tokens, and what separates the segments a name never crosses: ( ) [ ] ; : , and sentence ends
 _STREAM = re.compile(r"(?P<t>[^\W_]+)|[()\[\];:,]|(?<=[.!?])\s+(?=[A-Z0-9(\[])|\n\s*\n")
@@ -140,14 +145,26 @@ class LexicalIndex:
             in_names.update(set(tokens))
         n = len(self.concepts)
         # a word in many names is a head ("disease", "syndrome"), not a mention when alone
-        self.generic = {w for w, c in in_names.items() if c >= generic_share * n and c >= GENERIC_MIN}
+        frequent = {w for w, c in in_names.items() if c >= generic_share * n and c >= GENERIC_MIN}
+        single: dict[str, set[str]] = defaultdict(set)  # concept -> its one-word names' keys
+        for text, cid in self.concepts.items():
+            if " " not in text:
+                for part in cid.split("|"):
+                    single[part].add(fold_word(text))
+        # a frequent word whose concept has another one-word name names something specific ("seizure" is
+        # also "epilepsy", "neoplasm" "cancer"); otherwise it is a head ("disease", "syndrome")
+        self.generic = {w for w in frequent if not (w in self.concepts and any(
+            single[part] - {fold_word(w)} for part in self.concepts[w].split("|")))}
         self._generic_keys = {self._key(w) for w in self.generic}
         self._texts = set(self.concepts) - set(self.acronyms)
         # a key shared by several names is read as the first of them, sorted: the same on every run
         self._key_text = {key: min(t for t in texts if t in self._texts) for key, texts in by_key.items()
                           if any(t in self._texts for t in texts)}
+        self._fold_text: dict[str, str] = {}
+        for text in sorted(self._texts):
+            self._fold_text.setdefault(" ".join(fold_word(w) for w in text.split(" ")), text)
         self._automaton = ahocorasick.Automaton()
-        for key, texts in by_key.items():
+        for key in by_key:
             self._automaton.add_word(f" {key} ", (key, key.count(" ") + 1))
         if by_key:
             self._automaton.make_automaton()
@@ -157,7 +174,7 @@ class LexicalIndex:
         self._anchors: dict[str, list[tuple[str, ...]]] = defaultdict(list)
         word_count: Counter[str] = Counter()
         content = {}
-        for key, text in self._key_text.items():
+        for key in self._key_text:
             words = tuple(w for w in key.split(" ") if w not in PREPOSITIONS)
             if len(words) >= 2:
                 content[key] = words
@@ -168,6 +185,17 @@ class LexicalIndex:
                 continue
             self._bags[bag] = self._key_text[key]
             self._anchors[min(words, key=lambda w: (word_count[w], w))].append(bag)
+        # the content words of each entry (first five letters of their keys), for partial matches
+        self._entry_words: list[frozenset[str]] = []
+        postings: dict[str, list[int]] = defaultdict(list)
+        for i, tokens in enumerate(normalised):
+            words = frozenset(self._key(t)[:STEM] for t in tokens if t not in STOP_WORDS) \
+                if 0 < len(tokens) <= MAX_NAME_TOKENS else frozenset()
+            for w in words:
+                postings[w].append(i)
+            self._entry_words.append(words)
+        self._postings = dict(postings)
+        self._partial: dict[tuple[str, ...], list[int]] = {}
         self.first_stems = {t[0][:STEM] for t in normalised if t}
         self.last_stems = {t[-1][:STEM] for t in normalised if t}
         self.words = {self._key(w) for w in in_names}
@@ -275,20 +303,33 @@ class LexicalIndex:
             return None
         if key in self._generic_keys:
             return None
-        name = self._key_text.get(key)
-        if name is None or (first == last and fold_word(name) != fold_word(norm)):
-            return None  # one word alone matches as a plural or spelling, not through its class
-        return Match(span.start, span.end, span.text, name, "variant", span.tokens)
+        # a plural or spelling of a name first; through word classes only for names of several words
+        name = self._fold_text.get(" ".join(fold_word(w) for w in norm.split(" ")))
+        if name is None and first < last:
+            name = self._key_text.get(key)
+        return None if name is None else Match(span.start, span.end, span.text, name, "variant", span.tokens)
 
     def _reordered(self, text: str, tokens: Tokens, found: dict) -> Iterator[Match]:
         """Names whose words are reordered around a preposition, or split by a coordination."""
         keys = tokens.keys
-        for begin, stop in tokens.segments():
+        anchors = self._anchors
+        hits = [i for i, key in enumerate(keys) if key in anchors]
+        if not hits:
+            return
+        segments = list(tokens.segments())
+        ends = [stop for _, stop in segments]
+        done: set[int] = set()
+        for i in hits:
+            number = bisect.bisect_right(ends, i)
+            if number in done:
+                continue
+            done.add(number)
+            begin, stop = segments[number]
             where: dict[str, list[int]] = defaultdict(list)
-            for i in range(begin, stop):
-                where[keys[i]].append(i)  # type: ignore[index]
-            for word in list(where):
-                for bag in self._anchors.get(word, ()):
+            for j in range(begin, stop):
+                where[keys[j]].append(j)  # type: ignore[index]
+            for word in [w for w in where if w in anchors]:
+                for bag in anchors[word]:
                     if not all(w in where for w in bag):
                         continue
                     match = self._place(text, tokens, bag, where)
@@ -335,6 +376,14 @@ class LexicalIndex:
             return None
         return Match(span.start, span.end, span.text, name, kind, span.tokens)
 
+    def lookup(self, text: str) -> str | None:
+        """The dictionary text that all of ``text`` is (or is a plural or spelling of), or ``None``."""
+        tokens = self.tokens(text)
+        if not tokens.keys or None in tokens.keys:
+            return None
+        match = self._classify(text, tokens, 0, len(tokens.keys) - 1, " ".join(tokens.keys))  # type: ignore[arg-type]
+        return None if match is None else match.name
+
     def concept(self, name: str) -> str:
         """The concept id(s) of a normalised dictionary text."""
         return self.concepts[name]
@@ -350,17 +399,54 @@ class LexicalIndex:
         a, z = tokens.norms[first], tokens.norms[last]
         return a[:STEM] in self.first_stems and (z[:STEM] in self.last_stems or z.isdigit())  # type: ignore[index]
 
-    def windows(self, text: str, tokens: Tokens, max_tokens: int) -> Iterator[Span]:
-        """Windows of up to ``max_tokens`` tokens inside a segment that bound as names do and are plausible."""
+    def partial(self, words: Sequence[str]) -> list[int]:
+        """The entries (positions in the names given) that content words (keys) match partly, by their first
+        five letters: a word alone that is no word of any name, the one-word names it begins as ("infarct",
+        "infarction"); two words, names holding both ("myocardial infarct"); more, names holding all but one
+        ("hearing loss in both ears"). A name may have at most twice as many words as it shares."""
+        memo = self._partial.get(tuple(words))
+        if memo is not None:
+            return memo
+        if len(self._partial) > 200_000:
+            self._partial.clear()
+        self._partial[tuple(words)] = found = self._find_partial(words)
+        return found
+
+    def _find_partial(self, words: Sequence[str]) -> list[int]:
+        stems = {w[:STEM] for w in words}
+        if len(stems) == 1 and len(set(words)) == 1:
+            if words[0] in self.words:
+                return []
+            return [n for n in self._postings.get(words[0][:STEM], ())[:MAX_POSTINGS]
+                    if len(self._entry_words[n]) == 1]
+        need = len(stems) - (len(stems) >= SLACK_FROM)
+        found: dict[int, None] = {}
+        # a name with all the words (or all but one) holds one of the two rarest
+        for stem in sorted(stems, key=lambda w: len(self._postings.get(w, ())))[:2]:
+            for n in self._postings.get(stem, ())[:MAX_POSTINGS]:
+                shared = len(self._entry_words[n] & stems)
+                if shared >= need and 2 * shared >= len(self._entry_words[n]):
+                    found[n] = None
+        return list(found)[:MAX_CANDIDATES]
+
+    def windows(self, text: str, tokens: Tokens, max_tokens: int) -> Iterator[tuple[Span, list[int]]]:
+        """Windows of up to ``max_tokens`` tokens inside a segment that bound as names do, begin and end as
+        names do, and match some names partly, with those names' positions (:meth:`partial`)."""
+        keys = tokens.keys
         for begin, stop in tokens.segments():
             for first in range(begin, stop):
                 if not is_boundary_token(tokens.raw[first]):
                     continue
                 for last in range(first, min(stop, first + max_tokens)):
-                    if self.plausible(tokens, first, last):
-                        span = self._bounds(text, tokens, first, last)
-                        if span is not None:
-                            yield span
+                    if not self.plausible(tokens, first, last):
+                        continue
+                    span = self._bounds(text, tokens, first, last)
+                    if span is None:
+                        continue
+                    words = [k for k in keys[first:last + 1] if k not in STOP_WORDS]  # type: ignore[operator]
+                    entries = self.partial(words) if words else []  # type: ignore[arg-type]
+                    if entries:
+                        yield span, entries
 
 
 def _stream(keys: Sequence[str | None]) -> tuple[str, dict[int, int]]:

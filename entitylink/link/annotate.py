@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import numpy as np
 
 from ..index.lexical import LexicalIndex, Match
 from ..ontology.table import Ontology
@@ -86,6 +89,7 @@ class _Proposal:
     source: str
     defined_at: tuple[int, int] | None = None  # a short form's long form in the text, where it is defined
     concept: str | None = None  # from the table: no encoder call
+    entries: list[int] | None = None  # a partial match: scored against these dictionary entries only
 
 
 def _long_form_spans(text: str, short_forms: dict[str, str]) -> dict[str, tuple[int, int]]:
@@ -150,20 +154,23 @@ class Annotator:
         detector_name = policy.abbreviations
         self._finder = AbbreviationFinder(detector_name) if detector_name != "off" else None
         self._seen: OrderedDict[str, list[Candidate]] = OrderedDict()  # recent texts' candidates
+        self._scored: OrderedDict[str, list[Candidate]] = OrderedDict()  # partial windows' candidates
+        self._lock = threading.Lock()
 
     def _retrieve(self, queries: list[str]) -> dict[str, list[Candidate]]:
         """Candidates of each text, linking only those not among the last ``MEMORY`` texts linked: the
         same phrases recur across documents."""
-        missing = [q for q in queries if q not in self._seen]
-        if missing:
-            for query, candidates in zip(missing, self.linker.link(missing, threshold=float("-inf"), rerank=False)):
-                self._seen[query] = candidates
-        out = {}
-        for query in queries:
-            self._seen.move_to_end(query)
-            out[query] = self._seen[query]
-        while len(self._seen) > MEMORY:
-            self._seen.popitem(last=False)
+        with self._lock:
+            out = {q: self._seen[q] for q in queries if q in self._seen}
+        missing = [q for q in queries if q not in out]
+        if missing:  # linked outside the lock: concurrent callers (the HTTP service's threads) wait on the encoder
+            out.update(zip(missing, self.linker.link(missing, threshold=float("-inf"), rerank=False)))
+        with self._lock:
+            for query in queries:
+                self._seen[query] = out[query]
+                self._seen.move_to_end(query)
+            while len(self._seen) > MEMORY:
+                self._seen.popitem(last=False)
         return out
 
     def annotate(self, texts: Iterable[str]) -> Iterator[list[Entity]]:
@@ -225,16 +232,19 @@ class Annotator:
         if self.detector == "dictionary":
             # a dictionary match wins any overlap, so windows overlapping one need not be linked
             taken = [(m.start, m.end) for m in matches]
-            for span in self.lexicon.windows(text, tokens, self.max_tokens):
+            for span, entries in self.lexicon.windows(text, tokens, self.max_tokens):
                 if any(span.start < z and a < span.end for a, z in taken):
                     continue
                 query = expand(span.text, short_forms) if short_forms else span.text
-                out.append(_Proposal(span, query, "approximate", defined.get(span.text)))
+                out.append(_Proposal(span, query, "approximate", defined.get(span.text),
+                                     entries=None if query != span.text else entries))
         proposed = {(p.span.start, p.span.end) for p in out}
         for short, long_form in short_forms.items():  # a defined short form of any length, wherever it recurs
             if not is_boundary_token(short):
                 continue
-            as_name = self._as_name(long_form)
+            as_name = self.lexicon.lookup(long_form)
+            if as_name is None and self.detector == "exact" and short not in defined:
+                continue  # string matching only: a short form needs its long form's name
             for match in re.finditer(rf"(?<![\w-]){re.escape(short)}(?![\w-])", text):
                 span = Span(match.start(), match.end(), short)
                 if len(short) < 3 or (span.start, span.end) not in proposed:
@@ -242,24 +252,30 @@ class Annotator:
                                          self.lexicon.concept(as_name) if as_name else None))
         return out
 
-    def _as_name(self, text: str) -> str | None:
-        """The dictionary text that all of ``text`` matches, if any."""
-        whole = [m for m in self.lexicon.find(text, reordered=False) if m.start == 0 and m.end == len(text.rstrip())]
-        return whole[0].name if whole else None
-
     # ---------------------------------------------------------------- stage 2: link
     def _annotate_batch(self, texts: Sequence[str]) -> list[list[Entity]]:
         tagged = self.tagger.spans_batch(texts) if self.detector == "tagger" else [None] * len(texts)
         proposals = [self._proposals(text, spans) if text else [] for text, spans in zip(texts, tagged)]
-        queries = list(dict.fromkeys(p.query for props in proposals for p in props if p.concept is None))
+        # string matching only: no encoder call at all (a short form may still take its long form's entity)
+        dense = [] if self.detector == "exact" else [p for props in proposals for p in props if p.concept is None]
+        partial: dict[str, dict[int, None]] = {}
+        for p in dense:
+            if p.entries is not None:
+                partial.setdefault(p.query, {}).update(dict.fromkeys(p.entries))
+        queries = list(dict.fromkeys(p.query for p in dense if p.entries is None))
         # spans are found with the retriever's scores; a reranker then re-scores the spans kept
         linked = self._retrieve(queries) if queries else {}
+        linked.update(self._score_partial(partial))
         docs = []
         for props in proposals:
             found = []
             for p in props:
                 if p.concept is not None:
                     candidates = [Candidate(p.concept, self.lexicon.names.get(p.query, p.query), 1.0)]
+                elif self.detector == "exact":
+                    if p.defined_at is None:
+                        continue
+                    candidates = [Candidate("", p.query, float("-inf"))]  # may take an entity of its long form
                 else:
                     candidates = linked.get(p.query) or []
                     if not candidates or (candidates[0].score < self.threshold and p.defined_at is None):
@@ -273,6 +289,61 @@ class Annotator:
             reranked = dict(zip(kept, self.linker.link(kept, threshold=float("-inf")))) if kept else {}
             return [[f.entity if f.table else _relinked(f.entity, reranked[f.query]) for f in doc] for doc in docs]
         return [[f.entity for f in doc] for doc in docs]
+
+    def _score_partial(self, partial: dict[str, dict[int, None]]) -> dict[str, list[Candidate]]:
+        """Candidates of windows that match names partly, scored as the retriever scores (dense, + sparse on a
+        hybrid index, calibrated where the calibration was fitted on the retriever) against those names only:
+        no search of the whole dictionary."""
+        with self._lock:
+            out = {q: self._scored[q] for q in partial if q in self._scored}
+        todo = [q for q in partial if q not in out]
+        if todo:
+            out.update(self._scores(todo, [list(partial[q]) for q in todo]))
+            with self._lock:
+                for q in todo:
+                    self._scored[q] = out[q]
+                while len(self._scored) > MEMORY:
+                    self._scored.popitem(last=False)
+        return out
+
+    def _scores(self, texts: list[str], entries: list[list[int]]) -> dict[str, list[Candidate]]:
+        from ..index.hybrid import HybridIndex
+        from .linker import fitted_calibration
+
+        index, policy = self.linker.index, self.linker.policy
+        normalised = [index.normalizer(t) for t in texts]
+        keep = [i for i, t in enumerate(normalised) if t]
+        out: dict[str, list[Candidate]] = {t: [] for t in texts}
+        if not keep:
+            return out
+        hybrid = isinstance(index, HybridIndex) and policy.sparse_weight > 0
+        dense = index.dense if isinstance(index, HybridIndex) else index
+        queries = index.prepare([normalised[i] for i in keep]) if hybrid else dense.prepare(
+            [normalised[i] for i in keep])
+        vectors = queries.dense if hybrid else queries
+        rows = np.concatenate([np.full(len(entries[i]), r) for r, i in enumerate(keep)])
+        positions = np.concatenate([np.asarray(entries[i], dtype=np.int64) for i in keep])
+        unique, inverse = np.unique(positions, return_inverse=True)
+        scores = np.einsum("ij,ij->i", dense.vectors(unique)[inverse], vectors[rows])
+        if hybrid:
+            scores = scores + policy.sparse_weight * index.sparse.score_pairs(queries.sparse, rows, positions)
+        calibration = fitted_calibration(policy, reranked=False)
+        if calibration is not None:
+            scores = calibration(scores)
+        start = 0
+        for r, i in enumerate(keep):
+            n = len(entries[i])
+            best: dict[str, Candidate] = {}
+            for j in np.argsort(-scores[start:start + n], kind="stable"):
+                pos = int(positions[start + j])
+                cid = index.concept_ids[pos]
+                if cid not in best:
+                    best[cid] = Candidate(cid, index.names[pos], float(scores[start + j]))
+                    if len(best) == policy.k:
+                        break
+            out[texts[i]] = list(best.values())
+            start += n
+        return out
 
     # ---------------------------------------------------------------- stage 3: resolve
     def _resolve(self, found: list[_Found]) -> list[_Found]:
@@ -333,11 +404,13 @@ def _relinked(entity: Entity, candidates: Sequence[Candidate]) -> Entity:
 
 def _rank(f) -> tuple:
     e = f.entity if isinstance(f, _Found) else f
-    return e.source not in TABLE, -round(e.score, 2), -(e.end - e.start), e.start
+    tier = 0 if e.source == "exact" else 1 if e.source == "lexical" else 2
+    return tier, -round(e.score, 2), -(e.end - e.start), e.start
 
 
 def _resolve_overlaps(entities: list[Entity]) -> list[Entity]:
-    """Keep the best of overlapping entities: dictionary matches first, then by score, then the longer one."""
+    """Keep the best of overlapping entities: names as written first, then reordered or coordinated names,
+    then by score, then the longer one."""
     return keep_non_overlapping(entities, rank=_rank)
 
 

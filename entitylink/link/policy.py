@@ -69,6 +69,8 @@ class LinkingPolicy:
             normalised name, a plural or British spelling of it), ``"classes"`` (also words the
             ontology's synonyms swap: "renal"/"kidney"), ``"reordered"`` (also words in another order
             around a preposition, or split by a coordination).
+        entity_type: the type written for each entity found in documents (PubTator's type column);
+            ``entitylink index`` sets it from the ontology ("Disease", "Phenotype"). ``None``: "Entity".
 
     Example:
         >>> strict = LinkingPolicy(k=3).override(threshold=0.5)
@@ -86,6 +88,7 @@ class LinkingPolicy:
     detect_threshold: float = DEFAULT_DETECT_THRESHOLD
     overlaps: Overlaps = "longest"
     lexical: Lexical = "reordered"
+    entity_type: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
@@ -111,6 +114,9 @@ class LinkingPolicy:
             raise ValueError(f"detect_threshold must be a finite number, not {self.detect_threshold!r}")
         if self.overlaps not in OVERLAPS:
             raise ValueError(f"overlaps must be one of {OVERLAPS}, not {self.overlaps!r}")
+        if self.entity_type is not None and (not isinstance(self.entity_type, str) or not self.entity_type.strip()
+                                             or any(c in self.entity_type for c in "\t\n\r|")):
+            raise ValueError(f"entity_type must be a word without tabs, newlines or '|', not {self.entity_type!r}")
         if self.lexical not in LEXICAL:
             raise ValueError(f"lexical must be one of {LEXICAL}, not {self.lexical!r}")
         if self.abbreviations not in ABBREVIATIONS:

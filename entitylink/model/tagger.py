@@ -74,6 +74,24 @@ class Tagger:
         self.model.to(self.device).eval()
         self.unsaved = False
 
+    @classmethod
+    def open(cls, path: str | Path, option: str = "tagger", **options) -> Tagger:
+        """A tagger saved by :meth:`save`, with a one-line error naming ``option`` and the path when
+        ``path`` is no such directory, is no tagger directory or holds no weights."""
+        from ..errors import EntityLinkError
+
+        folder = Path(path)
+        if not folder.is_dir():
+            raise EntityLinkError(f"{option} {path}: no such directory (make one with `entitylink train-tagger`)")
+        if not (folder / TAGGER_CONFIG).is_file():
+            raise EntityLinkError(f"{option} {path}: not a tagger directory (no {TAGGER_CONFIG}; make one with "
+                                  "`entitylink train-tagger`)")
+        if not any(folder.glob("*.safetensors")) and not (folder / "pytorch_model.bin").is_file():
+            raise EntityLinkError(f"{option} {path}: the tagger directory holds no model weights (*.safetensors)")
+        if not (folder / "config.json").is_file():
+            raise EntityLinkError(f"{option} {path}: the tagger directory holds no config.json")
+        return cls(folder, **options)
+
     def __repr__(self) -> str:
         return f"Tagger(model={self.model_id!r}, max_length={self.max_length}, precision={self.precision!r})"
 

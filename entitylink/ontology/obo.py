@@ -140,6 +140,22 @@ def _below(terms: list[tuple[str, list[str], list[Row]]], roots: list[str], path
             yield from rows
 
 
+def read_alt_ids(path: str | Path) -> dict[str, str]:
+    """Each ``alt_id`` of an OBO file's terms mapped to the term's id (older releases' ids, as corpora
+    annotated against them write them)."""
+    out: dict[str, str] = {}
+    term_id = None
+    for _, line in read_lines(path):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            term_id = None
+        elif stripped.startswith("id:"):
+            term_id = stripped[3:].strip()
+        elif stripped.startswith("alt_id:") and term_id:
+            out[stripped[7:].split("!")[0].strip()] = term_id
+    return out
+
+
 def _strip_trailing_modifiers(value: str) -> str:
     # OBO allows "value {modifiers} ! comment"; synonyms keep their quoted text intact.
     if value.startswith('"'):

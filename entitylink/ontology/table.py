@@ -236,6 +236,20 @@ class Ontology:
         return merged.reset_index()[["name", "text", "concept_id"]]
 
 
+ENTITY_TYPES = {"medic": "Disease", "ctd": "Disease", "hpo": "Phenotype"}
+
+
+def default_entity_type(spec: str, ontology: Ontology) -> str:
+    """The type of the entities an ontology names: by its kind (MEDIC: Disease, HPO: Phenotype), else its most
+    common semantic type, else "Entity"."""
+    kind, _ = parse_spec(spec)
+    if kind in ENTITY_TYPES:
+        return ENTITY_TYPES[kind]
+    types = ontology.frame["semantic_type"].dropna().astype(str).str.strip()
+    types = types[(types != "") & ~types.str.contains(r"[\t\n\r|]")]
+    return str(types.mode().iloc[0]) if len(types) else "Entity"
+
+
 def count_ids(concept_ids: Iterable[str]) -> int:
     """Distinct ids among entries whose ids may be joined with ``|``."""
     return len({part for cid in concept_ids for part in cid.split("|")})

