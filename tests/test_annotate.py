@@ -66,7 +66,7 @@ def test_overlaps_keep_exact_then_higher_score_then_longer():
 
 
 def test_the_threshold_drops_approximate_spans_only(linker):
-    text = "A heart attack with a cardiac infarction."  # not a name, nor a variant of one
+    text = "A heart attack with a myocardial infarcted wall."  # "myocardial infarcted": no name, nor a variant
     keep_all = Annotator(linker, threshold=-1.0).annotate_one(text)
     strict = Annotator(linker, threshold=1.01).annotate_one(text)
     assert {e.source for e in strict} == {"exact"} and any(e.text == "heart attack" for e in strict)
@@ -76,11 +76,21 @@ def test_the_threshold_drops_approximate_spans_only(linker):
 def test_approximate_windows_are_no_longer_than_max_tokens(linker):
     from entitylink.text.spans import tokenize
 
-    text = "Chronic cardiac heart infarcts and kidney renal infarcts were seen."
-    for limit in (1, 2, 3, 4):
+    text = "An asthmatic child had a congestive heart infarct and a myocardial infarcted wall."
+    for limit, expected in ((1, {1}), (2, {1, 2}), (3, {1, 2, 3}), (4, {1, 2, 3, 4})):
         proposals = Annotator(linker, max_tokens=limit)._proposals(text)
-        lengths = {len(tokenize(p.span.text)) for p in proposals if p.source == "approximate"}
-        assert max(lengths) == limit  # up to the limit, never beyond
+        assert {len(tokenize(p.span.text)) for p in proposals if p.source == "approximate"} == expected, limit
+
+
+def test_only_windows_that_match_a_name_partly_are_scored(linker):
+    text = "An asthmatic child had a congestive heart infarct; the child had a walk in the park."
+    proposals = Annotator(linker)._proposals(text)
+    approximate = {p.span.text: p.entries for p in proposals if p.source == "approximate"}
+    # a word that begins as a one-word name; three words, two of them in one name
+    assert set(approximate) == {"asthmatic", "congestive heart infarct"}
+    names = linker.index.names
+    assert [names[i] for i in approximate["asthmatic"]] == ["Asthma"]
+    assert all("Congestive" in names[i] for i in approximate["congestive heart infarct"])
 
 
 def test_batches_stream_in_order_and_empty_documents_are_empty(linker):
@@ -173,12 +183,12 @@ def test_a_reranker_re_scores_only_the_spans_kept(linker, tiny_model_session):
         return real(texts, **kwargs)
 
     reranked.link = spy
-    text = "Asthma and a heart attack; severe cardiac infarction."
+    text = "Asthma and a heart attack; a myocardial infarcted wall; congestive heart infarct."
     entities = Annotator(reranked, threshold=-1.0).annotate_one(text)
-    (all_windows, first), (kept, second) = calls
+    ((kept, rerank),) = calls  # partial windows are scored without a search; only the reranker is called
     dense = [e for e in entities if e.source not in ("exact", "lexical")]
-    assert first is False and second is True and 0 < len(kept) == len(dense) < len(all_windows)
-    assert "Asthma" not in all_windows and "heart attack" not in all_windows  # names take the table's concept
+    assert rerank is True and len(kept) == len(dense) == 2
+    assert not {"Asthma", "heart attack"} & set(kept)  # names take the table's concept
     assert all(0.0 <= e.score <= 1.0 for e in entities)  # the reranker's probabilities, or 1 for a name
     expected = dict(zip(kept, real(kept, threshold=float("-inf"))))
     assert [(e.concept_id, e.score) for e in dense] == \
@@ -186,21 +196,29 @@ def test_a_reranker_re_scores_only_the_spans_kept(linker, tiny_model_session):
 
 
 def test_phrases_seen_in_earlier_batches_are_not_linked_again(linker, monkeypatch):
-    calls = []
-    real = linker.link
-
-    def spy(texts, **kwargs):
-        calls.append(list(texts))
-        return real(texts, **kwargs)
-
     annotator = Annotator(linker, batch_size=1, threshold=-1.0)
-    monkeypatch.setattr(linker, "link", spy)
-    first, second = annotator.annotate(["A cardiac infarction was seen.", "Then asthma and a cardiac infarction."])
-    assert len(calls) == 1 and "cardiac infarction" in calls[0]  # the second document brings no new phrase
-    assert "asthma" not in calls[0]  # a dictionary name is not linked by the encoder at all
-    one = [e for e in first if e.text == "cardiac infarction"]
-    two = [e for e in second if e.text == "cardiac infarction"]
+    calls = []
+    real = annotator._scores
+
+    def spy(texts, entries):
+        calls.append(list(texts))
+        return real(texts, entries)
+
+    monkeypatch.setattr(annotator, "_scores", spy)
+    first, second = annotator.annotate(["A myocardial infarcted wall.", "Then asthma and a myocardial infarcted wall."])
+    assert calls == [["myocardial infarcted"]]  # the second document brings no new phrase
+    one = [e for e in first if e.text == "myocardial infarcted"]
+    two = [e for e in second if e.text == "myocardial infarcted"]
     assert one and two and one[0].candidates == two[0].candidates  # the remembered candidates are the same
+
+
+def test_a_partial_window_is_scored_as_the_retriever_scores_it(linker):
+    from entitylink.link.linker import Linker
+
+    entities = Annotator(linker, threshold=-1.0).annotate_one("A myocardial infarcted wall.")
+    (found,) = [e for e in entities if e.source == "approximate"]
+    full = Linker(linker.index, linker.policy).link("myocardial infarcted", k=1, threshold=float("-inf"))[0]
+    assert found.concept_id == full.concept_id and found.score == pytest.approx(full.score, abs=1e-5)
 
 
 def test_exact_detection_makes_no_encoder_call(linker, monkeypatch):

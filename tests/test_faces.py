@@ -93,13 +93,17 @@ def test_a_face_may_override_the_saved_policy(saved, tmp_path, capsys):
 
 
 def test_index_command_saves_the_policy_and_info_shows_it(tiny_model, tmp_path, capsys):
+    from entitylink.link.policy import ANNOTATION_DEFAULTS
+
     from .conftest import ONTOLOGIES
 
     out = tmp_path / "idx"
     assert main(["index", "--ontology", f"medic:{ONTOLOGIES / 'example_medic.txt'}", "--out", str(out),
                  "--model", str(tiny_model), "--precision", "fp32", "--k", "7", "--threshold", "0.3",
                  "--abbreviations", "off"]) == 0
-    assert LinkingPolicy.read(out) == LinkingPolicy(k=7, threshold=0.3, abbreviations="off")
+    # the annotation settings chosen on NCBI-disease dev for diseases come with MEDIC's entity type
+    assert LinkingPolicy.read(out) == LinkingPolicy(k=7, threshold=0.3, abbreviations="off", entity_type="Disease",
+                                                    **ANNOTATION_DEFAULTS["Disease"])
     capsys.readouterr()
     assert main(["info", str(out)]) == 0
     assert '"k": 7' in capsys.readouterr().out

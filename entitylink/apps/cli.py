@@ -35,7 +35,7 @@ from ..model.defaults import (
     TaggerConfig,
     TrainingConfig,
 )
-from ..ontology.obo import SYNONYM_SCOPES
+from ..ontology.obo import INDEX_SYNONYM_SCOPES, SYNONYM_SCOPES
 from ..text.documents import INPUT_FORMATS
 from .settings import ServiceSettings
 
@@ -116,7 +116,7 @@ def _add_ontology_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ontology", required=True, metavar="SPEC", help="KIND:PATH or 'hpo'")
     group.add_argument("--synonym-scopes", default=None, metavar="SCOPES",
                        help=f"OBO and hpo: comma-separated synonym scopes among {','.join(SYNONYM_SCOPES)} "
-                            "(default EXACT)")
+                            f"(default: index {','.join(INDEX_SYNONYM_SCOPES)}, chosen on ID-68; train EXACT)")
     group.add_argument("--roots", default=None, metavar="IDS",
                        help="OBO and hpo: keep only these comma-separated terms and their is_a descendants "
                             "(e.g. HP:0000118, HPO's phenotypic abnormalities)")
@@ -125,9 +125,14 @@ def _add_ontology_options(parser: argparse.ArgumentParser) -> None:
 def _load_ontology(args: argparse.Namespace):
     from ..ontology import Ontology
 
+    from ..ontology.obo import INDEX_SYNONYM_SCOPES
+    from ..ontology.table import parse_spec
+
     options = {}
     if args.synonym_scopes:
         options["synonym_scopes"] = [s.strip() for s in args.synonym_scopes.split(",") if s.strip()]
+    elif args.command == "index" and parse_spec(args.ontology)[0] in ("obo", "hpo"):
+        options["synonym_scopes"] = list(INDEX_SYNONYM_SCOPES)
     if getattr(args, "roots", None):
         options["roots"] = [s.strip() for s in args.roots.split(",") if s.strip()]
     return Ontology.load(args.ontology, **options)
@@ -155,16 +160,18 @@ def _add_policy_options(parser: argparse.ArgumentParser, saved: bool) -> None:
     group.add_argument("--rerank-k", type=_positive, default=default.rerank_k if saved else None,
                        help="candidates the reranker reads" + tell(default.rerank_k))
     if saved:
-        group = parser.add_argument_group("annotation policy (used by annotate, evaluate-docs, spaCy, serve)")
-        _add_annotation_policy(group, default)
+        group = parser.add_argument_group("annotation policy (used by annotate, evaluate-docs, spaCy, serve; default: "
+                                          "chosen on dev corpora for the entity type, see docs/annotation.md)")
+        _add_annotation_policy(group, None, saved=True)
         group.add_argument("--entity-type", default=None, metavar="TYPE",
                            help="the type written for each entity (PubTator's type column; default by ontology: "
                                 "Disease for medic/ctd, Phenotype for hpo, else the most common semantic type)")
 
 
-def _add_annotation_policy(group, default: LinkingPolicy | None) -> None:
+def _add_annotation_policy(group, default: LinkingPolicy | None, saved: bool = False) -> None:
     """The detection settings an index saves and annotate/evaluate-docs/serve override."""
-    tell = (lambda value: f" (default {value})") if default else (lambda value: " (default: as saved with the index)")
+    tell = (lambda value: f" (default {value})") if default else (lambda value: "") if saved else \
+        (lambda value: " (default: as saved with the index)")
     group.add_argument("--detect-threshold", type=_finite, default=default.detect_threshold if default else None,
                        metavar="T", help="keep a span linked by the encoder (approximate or tagged, not a dictionary "
                                          "name) whose top concept scores at least T"
@@ -610,6 +617,7 @@ def cmd_index(args: argparse.Namespace) -> None:
     from ..index.hybrid import HybridIndex
     from ..link.linker import Linker
     from ..model.encoder import Encoder
+    from ..link.policy import ANNOTATION_DEFAULTS
     from ..ontology.table import default_entity_type
 
     try:
@@ -621,6 +629,9 @@ def cmd_index(args: argparse.Namespace) -> None:
     ontology = _load_ontology(args)
     if policy.entity_type is None:
         policy = policy.override(entity_type=default_entity_type(args.ontology, ontology))
+    chosen = {key: value for key, value in ANNOTATION_DEFAULTS.get(policy.entity_type, {}).items()
+              if getattr(args, key) is None}
+    policy = policy.override(**chosen)
     print(f"{ontology.name}: {len(ontology)} names of {ontology.n_concepts} concepts", file=sys.stderr)
     encoder = Encoder(args.model, pooling=args.pooling, max_length=args.max_length, **_encoder_kwargs(args))
     # Under torchrun every rank encodes a shard; rank 0 writes the index.

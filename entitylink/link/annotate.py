@@ -331,7 +331,7 @@ class Annotator:
         if calibration is not None:
             scores = calibration(scores)
         start = 0
-        for r, i in enumerate(keep):
+        for i in keep:
             n = len(entries[i])
             best: dict[str, Candidate] = {}
             for j in np.argsort(-scores[start:start + n], kind="stable"):

@@ -34,6 +34,15 @@ Abbreviations = Literal["schwartz-hearst", "scispacy", "off"]
 ABBREVIATIONS = (*DETECTORS, "off")
 
 
+# `entitylink index` sets the annotation policy by the ontology's entity type, as chosen on dev corpora
+# (benchmarks/README.md: NCBI-disease dev with MEDIC for diseases, ID-68 with HPO for phenotypes); other
+# entity types get LinkingPolicy's own defaults.
+ANNOTATION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "Disease": {"lexical": "variants", "overlaps": "longest", "detect_threshold": 0.95},
+    "Phenotype": {"lexical": "reordered", "overlaps": "longest", "detect_threshold": 0.9},
+}
+
+
 @dataclass(frozen=True)
 class LinkingPolicy:
     """How mentions are linked.
@@ -87,7 +96,7 @@ class LinkingPolicy:
     calibration: dict | None = None
     detect_threshold: float = DEFAULT_DETECT_THRESHOLD
     overlaps: Overlaps = "longest"
-    lexical: Lexical = "reordered"
+    lexical: Lexical = "variants"
     entity_type: str | None = None
 
     def __post_init__(self) -> None:
