@@ -4,7 +4,8 @@
 
 writes ``OUT/results.json``:
 ``{system: {"document": {"p","r","f1"}, "mention_strict": {...}, "mention_relaxed": {...}, "docs_per_s": ...}}``
-on the NCBI-disease test split (every setting chosen on dev), and ``OUT/results_full.json`` (the dev
+on the NCBI-disease test split (every setting chosen on dev: lexical matching, overlaps, sparse weight and
+detection threshold), and ``OUT/results_full.json`` (the dev
 sweeps, counts, provenance). The ontology-only rows use MEDIC alone and no annotated text at all (the
 weak tagger's labels are MEDIC names found in the train abstracts' text); the NCBI-trained tagger is
 also scored with the linking literature's standard dictionary (MEDIC + train mentions for dev, + dev
@@ -19,6 +20,7 @@ concept ids (DNorm/TaggerOne); mention_strict = same span and id; mention_relaxe
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import sys
@@ -32,6 +34,7 @@ from entitylink._io import atomic_write_text
 from entitylink.index.hybrid import HybridIndex
 from entitylink.link.annotate import Annotator, NameMatcher
 from entitylink.link.doc_evaluation import score_annotations
+from entitylink.link.policy import LEXICAL, OVERLAPS
 from entitylink.model.defaults import DEFAULT_PRECISION, TaggerConfig
 from entitylink.model.tagger import Tagger, TaggerTrainer
 from entitylink.text.pubtator import read_pubtator
@@ -160,19 +163,29 @@ def main(argv: list[str] | None = None) -> int:
     for label, (options, dictionary) in systems.items():
         dev_linker, test_linker = linkers[dictionary]
         weight = 0.0
-        if options["detector"] in ("dictionary", "tagger"):
-            grid = THRESHOLDS if options["detector"] == "dictionary" else TAGGER_THRESHOLDS
-            sweep = {}
-            for w in args.sparse_weights:
-                tuned = CachedLinker(Linker(dev_linker.index, dev_linker.policy.override(sparse_weight=w)))
-                sweep.update({(w, t): run(Annotator(tuned, threshold=t, **options), documents["dev"])[0] for t in grid})
-            full["dev_sweep"][label] = {f"sparse {w}, threshold {t}": s for (w, t), s in sweep.items()}
-            weight, threshold = max(sweep, key=lambda wt: sweep[wt]["document"]["f1"])
-            options = {**options, "threshold": threshold}
-            full["choices_on_dev"][label] = {**{k: v for k, v in options.items() if k != "tagger"},
-                                             "sparse_weight": weight}
-            logger.info("%s: dev document F1 by (sparse weight, threshold) %s", label,
-                        {wt: s["document"]["f1"] for wt, s in sweep.items()})
+        grid = THRESHOLDS if options["detector"] == "dictionary" else TAGGER_THRESHOLDS \
+            if options["detector"] == "tagger" else (None,)
+        lexicals = LEXICAL if options["detector"] != "tagger" else (LinkingPolicy.lexical,)
+        overlaps = OVERLAPS if options["detector"] != "tagger" else (LinkingPolicy.overlaps,)
+        weights = args.sparse_weights if options["detector"] != "exact" else (0.0,)
+        sweep = {}
+        for w in weights:
+            tuned = CachedLinker(Linker(dev_linker.index, dev_linker.policy.override(sparse_weight=w)))
+            for lexical in lexicals:
+                annotator = Annotator(tuned, lexical=lexical, **options)
+                for overlap, t in itertools.product(overlaps, grid):
+                    annotator.overlaps = overlap
+                    annotator.threshold = annotator.threshold if t is None else t
+                    sweep[(w, lexical, overlap, t)] = run(annotator, documents["dev"])[0]
+        full["dev_sweep"][label] = {f"sparse {w}, lexical {lx}, overlaps {ov}, threshold {t}": s
+                                    for (w, lx, ov, t), s in sweep.items()}
+        weight, lexical, overlap, threshold = max(sweep, key=lambda key: sweep[key]["document"]["f1"])
+        options = {**options, "lexical": lexical, "overlaps": overlap,
+                   **({"threshold": threshold} if threshold is not None else {})}
+        chosen = sweep[(weight, lexical, overlap, threshold)]["document"]["f1"]
+        full["choices_on_dev"][label] = {**{k: v for k, v in options.items() if k != "tagger"},
+                                         "sparse_weight": weight, "dev_document_f1": chosen}
+        logger.info("%s: dev choice %s", label, full["choices_on_dev"][label])
         scores, seconds, _ = run(Annotator(Linker(test_linker.index, test_linker.policy.override(sparse_weight=weight)),
                                            **options), documents["test"])
         settings = {k: (str(v.model_id) if k == "tagger" else v) for k, v in options.items()}

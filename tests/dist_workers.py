@@ -54,3 +54,25 @@ def annotate_worker(rank: int, world: int, port: int, index_dir: str, documents:
 
     assert main(["-q", "annotate", "--index", index_dir, "--input", documents, "--output", output,
                  "--format", fmt, "--precision", "fp32"]) == 0
+
+
+def annotate_failing_worker(rank: int, world: int, port: int, index_dir: str, documents: str, output: str) -> None:
+    """Rank 1 fails in the middle of annotation; each rank writes its exit code to OUTPUT.code-RANK."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    from entitylink.apps.cli import main
+    from entitylink.link import annotate
+
+    if rank == 1:
+        def broken(self, texts):
+            raise RuntimeError("disk on fire")
+            yield  # pragma: no cover
+
+        annotate.Annotator.annotate = broken
+    try:
+        code = main(["-q", "annotate", "--index", index_dir, "--input", documents, "--output", output,
+                     "--precision", "fp32"])
+    except RuntimeError as err:  # an unexpected error ends the rank with its traceback
+        code = f"raised {err}"
+    with open(f"{output}.code-{rank}", "w") as handle:
+        handle.write(str(code))

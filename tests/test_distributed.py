@@ -2,6 +2,7 @@
 
 import json
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -108,6 +109,26 @@ def test_two_gloo_ranks_annotate_documents_into_one_output_in_order(tiny_model, 
     documents_written = one.count("|t|") if fmt == "pubtator" else len(one.splitlines())
     assert documents_written == 6
     assert not list(tmp_path.glob("two.out.part-*"))
+
+
+@pytest.mark.slow
+def test_a_failed_rank_fails_every_rank_instead_of_hanging(tiny_model, tmp_path):
+    from entitylink.apps.cli import main
+
+    from .conftest import ONTOLOGIES
+
+    assert main(["-q", "index", "--ontology", f"medic:{ONTOLOGIES / 'example_medic.txt'}", "--model",
+                 str(tiny_model), "--precision", "fp32", "--out", str(tmp_path / "idx")]) == 0
+    documents = tmp_path / "docs.txt"
+    documents.write_text("A heart attack.\nFits and asthma.\nNIDDM again.\n")
+    context = mp.start_processes(dist_workers.annotate_failing_worker, nprocs=2, join=False, start_method="spawn",
+                                 args=(2, free_port(), str(tmp_path / "idx"), str(documents), str(tmp_path / "out")))
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=5):
+        assert time.monotonic() < deadline, "a rank is still waiting for the failed one"
+    codes = [(tmp_path / f"out.code-{rank}").read_text() for rank in (0, 1)]
+    assert codes == ["2", "raised disk on fire"]  # the failed rank raises; the other fails too, and neither waits
+    assert not (tmp_path / "out").exists()
 
 
 def test_progress_bars_on_rank_zero_only():

@@ -124,7 +124,6 @@ def _add_ontology_options(parser: argparse.ArgumentParser) -> None:
 
 def _load_ontology(args: argparse.Namespace):
     from ..ontology import Ontology
-
     from ..ontology.obo import INDEX_SYNONYM_SCOPES
     from ..ontology.table import parse_spec
 
@@ -268,6 +267,7 @@ def cmd_annotate(args: argparse.Namespace) -> None:
                 texts.append(text)
                 yield text
 
+        failure: Exception | None = None
         try:
             for entities in annotator.annotate(stream()):
                 doc_id, text = ids.pop(0), texts.pop(0)
@@ -275,13 +275,19 @@ def cmd_annotate(args: argparse.Namespace) -> None:
                                               annotator.linker.policy.entity_type or "Entity"))
                 written += 1
                 bar.update(ctx.world)
-        except (EntityLinkError, ValueError) as err:
+        except Exception as err:  # noqa: BLE001 - under torchrun the other ranks must learn of it, not wait
             handle.flush()
-            raise EntityLinkError(f"{err} ({written} document(s) before it are kept in {partial})") from None
+            failure = err
+    failed = ctx.any(failure is not None)  # every rank reaches this, so a failed rank never leaves the others waiting
+    if failure is not None:
+        if isinstance(failure, (EntityLinkError, ValueError)):
+            raise EntityLinkError(f"{failure} ({written} document(s) before it are kept in {partial})") from None
+        raise failure
+    if failed:
+        raise EntityLinkError(f"another rank failed; this rank's {written} document(s) are kept in {partial}")
     if not ctx.active:
         os.replace(partial, output)
     else:
-        ctx.barrier()
         if ctx.is_main:
             parts = [output.with_name(f"{output.name}.part-{r}") for r in range(ctx.world)]
             blocks = [list(_blocks(part.read_text(encoding="utf-8"), args.format)) for part in parts]
@@ -616,8 +622,8 @@ def cmd_index(args: argparse.Namespace) -> None:
     from ..index.dense import DictionaryIndex
     from ..index.hybrid import HybridIndex
     from ..link.linker import Linker
-    from ..model.encoder import Encoder
     from ..link.policy import ANNOTATION_DEFAULTS
+    from ..model.encoder import Encoder
     from ..ontology.table import default_entity_type
 
     try:

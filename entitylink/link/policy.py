@@ -38,7 +38,7 @@ ABBREVIATIONS = (*DETECTORS, "off")
 # (benchmarks/README.md: NCBI-disease dev with MEDIC for diseases, ID-68 with HPO for phenotypes); other
 # entity types get LinkingPolicy's own defaults.
 ANNOTATION_DEFAULTS: dict[str, dict[str, Any]] = {
-    "Disease": {"lexical": "variants", "overlaps": "longest", "detect_threshold": 0.95},
+    "Disease": {"lexical": "variants", "overlaps": "longest", "detect_threshold": 0.99},
     "Phenotype": {"lexical": "reordered", "overlaps": "longest", "detect_threshold": 0.9},
 }
 

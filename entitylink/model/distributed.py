@@ -39,6 +39,14 @@ class Context:
             else:
                 dist.barrier()
 
+    def any(self, flag: bool) -> bool:
+        """Whether any rank passed ``True`` (a collective: every rank must call it); the flag itself alone."""
+        if not self.active:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
     def progress(self, show: bool | None) -> bool | None:
         """A progress-bar setting for this rank: the caller's on rank 0 (``None`` = automatic), off elsewhere."""
         return show if self.is_main else False

@@ -144,17 +144,14 @@ def read_span_folder(corpus: str | Path, annotations: str | Path) -> list[Docume
                 start, end = int(fields[0]), int(fields[1])
                 if not _covers(text[start:end], fields[2]) and not text.isascii():
                     if char_of_byte is None:
-                        char_of_byte = {}
-                        at = 0
-                        for i, c in enumerate(text):
-                            char_of_byte[at] = i
-                            at += len(c.encode("utf-8"))
-                        char_of_byte[at] = len(text)
-                    start, end = char_of_byte.get(start, start), char_of_byte.get(end, end)
+                        char_of_byte = _char_of_byte(text)
+                    if start in char_of_byte and end in char_of_byte and \
+                            _covers(text[char_of_byte[start]:char_of_byte[end]], fields[2]):
+                        start, end = char_of_byte[start], char_of_byte[end]
                 if not _covers(text[start:end], fields[2]):  # a few of ID-68's offsets are a character or two off
-                    near = text.find(fields[2], max(0, start - NEAR), end + NEAR)
-                    if near >= 0:
-                        start, end = near, near + len(fields[2])
+                    near = _near(text, fields[2], start, end)
+                    if near is not None:
+                        start, end = near
                         repaired += 1
                 if end > len(text) or start >= end:
                     raise DataFormatError(ann, number, f"offsets {start}-{end} fall outside the text "
@@ -171,6 +168,25 @@ def read_span_folder(corpus: str | Path, annotations: str | Path) -> list[Docume
         logger.warning("%s: %d mention(s) whose offsets missed their text by up to %d characters were placed "
                        "where the text is written", annotations, repaired, NEAR)
     return documents
+
+
+def _char_of_byte(text: str) -> dict[int, int]:
+    out, at = {}, 0
+    for i, c in enumerate(text):
+        out[at] = i
+        at += len(c.encode("utf-8"))
+    out[at] = len(text)
+    return out
+
+
+def _near(text: str, written: str, start: int, end: int) -> tuple[int, int] | None:
+    """Where ``written`` is (case and punctuation aside) within ``NEAR`` characters of its offsets."""
+    words = re.findall(r"[^\W_]+", written)
+    if not words:
+        return None
+    lo = max(0, start - NEAR)
+    match = re.compile(r"[\W_]+".join(map(re.escape, words)), re.IGNORECASE).search(text, lo, end + NEAR)
+    return (match.start(), match.end()) if match else None
 
 
 def _covers(span: str, written: str) -> bool:
