@@ -40,7 +40,7 @@ def test_a_small_run_writes_every_system_with_the_contract_shape(tiny_model_sess
     assert chosen in annotate.THRESHOLDS and full["command"].startswith("python -m benchmarks.annotate")
     assert full["choices_on_dev"]["ontology only: exact + approximate matching"]["sparse_weight"] in (0.0, 0.1)
     sweep = full["dev_sweep"]["ontology only: exact + approximate matching"]
-    assert len(sweep) == 2 * len(LEXICAL) * len(OVERLAPS) * len(annotate.THRESHOLDS)  # weights x lexical x overlaps x thresholds
+    assert len(sweep) == 2 * len(LEXICAL) * len(OVERLAPS) * len(annotate.THRESHOLDS)
     assert len(full["dev_sweep"]["exact dictionary matching (baseline)"]) == len(LEXICAL) * len(OVERLAPS)
     assert (out / "index-medic" / "sparse").is_dir()  # hybrid indexes, so the chosen weight can be reproduced
     assert (out / "index-medic" / "policy.json").is_file() and (out / "taggers" / "weak").is_dir()

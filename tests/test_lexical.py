@@ -208,3 +208,9 @@ def test_bad_annotation_arguments_name_the_argument(tiny_model, tmp_path, capsys
     (weightless / "entitylink_tagger.json").write_text("{}")
     assert main([*base, "--input", str(docs), "--tagger", str(weightless)]) != 0
     assert "holds no model weights" in capsys.readouterr().err
+
+
+def test_a_name_after_a_negating_prefix_is_not_that_name():
+    index = lexicon([("T1", "Insulin-dependent diabetes mellitus"), ("T2", "Non-insulin dependent diabetes")])
+    assert found(index, "Non-insulin-dependent diabetes mellitus; insulin-dependent diabetes mellitus.") == [
+        ("Non-insulin-dependent diabetes", "T2", "exact"), ("insulin-dependent diabetes mellitus", "T1", "exact")]

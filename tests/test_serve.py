@@ -73,6 +73,25 @@ def test_annotate_finds_and_links_dictionary_names(client):
     assert [(e["start"], e["end"], e["kb_id"]) for e in entities] == [(e.start, e.end, e.concept_id) for e in expected]
 
 
+def test_annotate_links_through_the_micro_batcher_of_link(linker):
+    from entitylink.apps.serve import BatchedLinker
+
+    annotator = Annotator(linker, threshold=-1.0)
+    app = create_app(linker, settings=ServiceSettings(max_mentions=10, max_text_length=500), annotator=annotator)
+    text = "Her hypertensive blood pressure (HBP) persisted; HBP and seizures again."
+    expected = Annotator(linker, threshold=-1.0).annotate_one(text)
+    with TestClient(app) as client:
+        assert isinstance(annotator.linker, BatchedLinker)  # one encoder, used by one thread at a time
+        before = app.state.batcher.calls
+        entities = client.post("/annotate", json={"text": text}).json()["entities"]
+        assert app.state.batcher.calls > before  # the long form "hypertensive blood pressure" was linked there
+        links = [client.post("/link", json={"mentions": ["hypertension"]}) for _ in range(3)]
+    assert annotator.linker is linker and all(r.status_code == 200 for r in links)
+    assert [(e["start"], e["end"], e["kb_id"], e["label"]) for e in entities] == \
+        [(e.start, e.end, e.concept_id, "ENTITY") for e in expected]
+    assert any(e["text"] == "HBP" for e in entities)
+
+
 @pytest.mark.parametrize(
     "path, body, status, message",
     [

