@@ -69,8 +69,7 @@ class CachedLinker:
 def mention_names(documents) -> Ontology:
     """A corpus's single-concept mentions as extra dictionary names (the linking literature's standard
     dictionary adds the train mentions for dev, train + dev for test)."""
-    pairs = [(m.ids.strip(), m.text) for d in documents for m in d.mentions if not set("|+,") & set(m.ids)]
-    return Ontology.from_pairs(pairs, name="corpus mentions")
+    return Ontology.from_mentions(documents)
 
 
 def run(annotator: Annotator, documents) -> tuple[dict, float, list]:

@@ -214,3 +214,36 @@ def test_a_name_after_a_negating_prefix_is_not_that_name():
     index = lexicon([("T1", "Insulin-dependent diabetes mellitus"), ("T2", "Non-insulin dependent diabetes")])
     assert found(index, "Non-insulin-dependent diabetes mellitus; insulin-dependent diabetes mellitus.") == [
         ("Non-insulin-dependent diabetes", "T2", "exact"), ("insulin-dependent diabetes mellitus", "T1", "exact")]
+
+
+def test_index_takes_a_corpus_s_mentions_beside_the_ontology(tiny_model, tmp_path):
+    from entitylink.apps.cli import main
+
+    from .conftest import ONTOLOGIES
+    from .test_cli import _pubtator
+
+    corpus = tmp_path / "train.txt"
+    _pubtator(corpus, [("1", "A hart attack.", "Then fits and a renal thing.",
+                        [("hart attack", "D009203"), ("fits", "D012640"), ("renal thing", "D1|D2")])])
+    assert main(["-q", "index", "--ontology", f"medic:{ONTOLOGIES / 'example_medic.txt'}", "--model", str(tiny_model),
+                 "--precision", "fp32", "--mentions", f"pubtator:{corpus}", "--out", str(tmp_path / "idx")]) == 0
+    index = Linker.load(tmp_path / "idx", precision="fp32").index
+    names = dict(zip(index.names, index.concept_ids))
+    assert names["hart attack"] == "D009203" and "renal thing" not in names  # a composite mention is left out
+    assert main(["-q", "index", "--ontology", f"medic:{ONTOLOGIES / 'example_medic.txt'}", "--model", str(tiny_model),
+                 "--mentions", str(corpus), "--out", str(tmp_path / "bad")]) != 0  # must be pubtator:FILE
+
+
+def test_a_linker_calibrates_itself_for_its_own_scorer(tiny_encoder, tmp_path):
+    dense = DictionaryIndex.build(Ontology.from_pairs(PHENOTYPES), tiny_encoder, show_progress=False)
+    linker = Linker(dense)
+    mentions = ["kidney cyst", "renal cysts", "liver failure", "heart failure", "kidney stones", "liver tumor"]
+    gold = ["HP:2", "HP:2", "HP:5", "HP:7", "HP:13", "HP:9|HP:10"]
+    calibration = linker.calibrate(mentions, gold, kind="platt")
+    assert linker.policy.calibration["scorer"] == {"reranked": False, "sparse_weight": 0.0}
+    expected = float(calibration(Linker(dense).link("kidney cyst", k=1)[0].score))
+    assert linker.link("kidney cyst", k=1)[0].score == pytest.approx(expected)
+    linker.save(tmp_path / "idx")
+    assert Linker.load(tmp_path / "idx", precision="fp32").link("kidney cyst", k=1)[0].score == pytest.approx(expected)
+    with pytest.raises(ValueError, match="6 mentions for 1 gold"):
+        linker.calibrate(mentions, gold[:1])

@@ -426,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "with its linking policy.")
     _add_ontology_options(p)
     p.add_argument("--out", required=True, type=Path, help="index directory to write (replaced atomically)")
+    p.add_argument("--mentions", action="append", default=[], metavar="pubtator:FILE",
+                   help="also index an annotated corpus's mentions as names of their concepts (repeatable; mentions "
+                        "of several concepts are left out): the NCBI-disease protocol's dictionary is MEDIC + train")
     p.add_argument("--no-merge-shared-names", action="store_true",
                    help="keep one entry per (name, concept) instead of joining the ids of a shared name with '|'")
     spec = SearchSpec()
@@ -633,6 +636,11 @@ def cmd_index(args: argparse.Namespace) -> None:
     except ValueError as err:
         raise EntityLinkError(f"index: {err}") from err
     ontology = _load_ontology(args)
+    if args.mentions:
+        from ..ontology.table import Ontology
+
+        corpora = [Ontology.from_mentions(_read_corpus(spec, "--mentions"), name=spec) for spec in args.mentions]
+        ontology = Ontology.concat([ontology, *corpora], name=ontology.name)
     if policy.entity_type is None:
         policy = policy.override(entity_type=default_entity_type(args.ontology, ontology))
     chosen = {key: value for key, value in ANNOTATION_DEFAULTS.get(policy.entity_type, {}).items()
@@ -822,30 +830,22 @@ def cmd_train_reranker(args: argparse.Namespace) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
-    import dataclasses
-
     import numpy as np
 
     from .._io import atomic_write_text
     from ..link.calibration import Calibration, expected_calibration_error, plot_reliability
-    from ..link.evaluation import is_match, read_queries
-    from ..link.linker import Linker, scorer_of
+    from ..link.evaluation import read_queries
+    from ..link.linker import Linker
     from ..link.policy import POLICY_FILE
 
     queries = read_queries(args.queries)
     linker = Linker.load(args.index, **_encoder_kwargs(args))
-    raw = Linker(linker.index, dataclasses.replace(linker.policy, calibration=None), reranker=linker.reranker)
-    results = raw.link(queries["mention"].tolist(), k=1, threshold=-np.inf, show_progress=True)
-    pairs = [(cands[0].score, is_match(cands[0].concept_id, gold))
-             for cands, gold in zip(results, queries["concept_id"]) if cands]
-    scores, correct = [s for s, _ in pairs], [c for _, c in pairs]
-    calibration = Calibration.fit(scores, correct, kind=args.kind)
-    fitted = {**calibration.to_dict(), "scorer": scorer_of(linker.policy, linker.reranker is not None)}
-    policy = dataclasses.replace(linker.policy, calibration=fitted)
-    atomic_write_text(args.index / POLICY_FILE, json.dumps(policy.to_dict(), indent=2))
+    scores, correct = linker.top_score_hits(queries["mention"].tolist(), queries["concept_id"].tolist())
+    calibration = linker.use_calibration(Calibration.fit(scores, correct, kind=args.kind))
+    atomic_write_text(args.index / POLICY_FILE, json.dumps(linker.policy.to_dict(), indent=2))
     before = expected_calibration_error(np.clip(scores, 0, 1), correct)
     after = expected_calibration_error(calibration(scores), correct)
-    print(f"{len(pairs)} queries, top candidate right in {100 * np.mean(correct):.1f}%; expected calibration "
+    print(f"{len(scores)} queries, top candidate right in {100 * np.mean(correct):.1f}%; expected calibration "
           f"error {before:.3f} (raw scores) -> {after:.3f} (fitted, on the same queries)", file=sys.stderr)
     if args.plot:
         plot_reliability({"raw score": (np.clip(scores, 0, 1), correct), "calibrated": (calibration(scores), correct)},

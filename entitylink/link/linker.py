@@ -165,6 +165,34 @@ class Linker:
     def __repr__(self) -> str:
         return f"Linker({self.index!r}, {self.policy!r})"
 
+    def calibrate(self, mentions: Sequence[str], gold: Sequence[str], kind: str = "isotonic") -> Calibration:
+        """Fit a calibration of this linker's top score on dev mentions with their gold ids (``A|B``: either
+        is right) and make it the policy's (:meth:`use_calibration`): scores become probabilities that the
+        top candidate is right. :meth:`save` keeps it."""
+        scores, correct = self.top_score_hits(mentions, gold)
+        return self.use_calibration(Calibration.fit(scores, correct, kind=kind))
+
+    def top_score_hits(self, mentions: Sequence[str], gold: Sequence[str]) -> tuple[list[float], list[bool]]:
+        """The uncalibrated top score of each mention that gets a candidate, and whether that candidate is right."""
+        from .evaluation import is_match
+
+        if len(mentions) != len(gold):
+            raise ValueError(f"{len(mentions)} mentions for {len(gold)} gold ids")
+        raw = Linker(self.index, replace(self.policy, calibration=None), reranker=self.reranker)
+        top = raw.link(list(mentions), k=1, threshold=-np.inf)
+        pairs = [(cands[0].score, is_match(cands[0].concept_id, g)) for cands, g in zip(top, gold) if cands]
+        if not pairs:
+            raise ValueError("no mention got a candidate: nothing to calibrate on")
+        return [p for p, _ in pairs], [c for _, c in pairs]
+
+    def use_calibration(self, calibration: Calibration) -> Calibration:
+        """Make ``calibration`` the policy's, as fitted for this linker's scorer (the reranker if there is one,
+        the sparse weight): it is applied to that scorer's scores only, and a later change of scorer is
+        refused."""
+        fitted = {**calibration.to_dict(), "scorer": scorer_of(self.policy, self.reranker is not None)}
+        self.policy = replace(self.policy, calibration=fitted)
+        return calibration
+
     # ---------------------------------------------------------------- linking
     @overload
     def link(self, mentions: str, k: int | None = ..., *, threshold: float | None = ...,

@@ -127,6 +127,14 @@ class Ontology:
         return cls(pd.DataFrame.from_records(list(pairs), columns=["concept_id", "name"]), name=name)
 
     @classmethod
+    def from_mentions(cls, documents: Iterable, name: str = "corpus mentions") -> Ontology:
+        """An annotated corpus's mentions as extra names of their concepts (the linking literature's standard
+        dictionary adds the train mentions); mentions of several concepts (``A|B``, ``A+B``) are left out."""
+        pairs = [(m.ids.strip(), m.text) for d in documents for m in d.mentions
+                 if m.ids.strip() and not set("|+,") & set(m.ids)]
+        return cls.from_pairs(pairs, name=name)
+
+    @classmethod
     def concat(cls, ontologies: Iterable[Ontology], name: str = "ontology") -> Ontology:
         """Union of several ontologies (duplicate rows dropped)."""
         return cls(pd.concat([o.frame for o in ontologies], ignore_index=True), name=name)
