@@ -197,6 +197,7 @@ class LexicalIndex:
             self._entry_words.append(words)
         self._postings = dict(postings)
         self._partial: dict[tuple[str, ...], list[int]] = {}
+        self._lookups: dict[str, str | None] = {}
         self.first_stems = {t[0][:STEM] for t in normalised if t}
         self.last_stems = {t[-1][:STEM] for t in normalised if t}
         self.words = {self._key(w) for w in in_names}
@@ -238,24 +239,28 @@ class LexicalIndex:
     def tokens(self, text: str) -> Tokens:
         """``text`` cut into tokens and segment breaks."""
         starts, ends, raw, norms, keys = [], [], [], [], []
-        cache = self._cache
+        cache, remember = self._cache, self._remember
+        add_start, add_end, add_raw, add_norm, add_key = \
+            starts.append, ends.append, raw.append, norms.append, keys.append
         for m in _STREAM.finditer(text):
             if m.lastgroup:
                 token = m.group()
-                cached = cache.get(token) or self._remember(token)
-                if not cached[0]:
+                norm, key = cache.get(token) or remember(token)
+                if not norm:
                     continue
-                starts.append(m.start())
-                ends.append(m.end())
-                raw.append(token)
-                norms.append(cached[0])
-                keys.append(cached[1])
+                start, end = m.span()
+                add_start(start)
+                add_end(end)
+                add_raw(token)
+                add_norm(norm)
+                add_key(key)
             elif keys and keys[-1] is not None:
-                starts.append(m.start())
-                ends.append(m.end())
-                raw.append("")
-                norms.append(None)
-                keys.append(None)
+                start, end = m.span()
+                add_start(start)
+                add_end(end)
+                add_raw("")
+                add_norm(None)
+                add_key(None)
         return Tokens(starts, ends, raw, norms, keys)
 
     # ---------------------------------------------------------------- matching
@@ -382,11 +387,17 @@ class LexicalIndex:
 
     def lookup(self, text: str) -> str | None:
         """The dictionary text that all of ``text`` is (or is a plural or spelling of), or ``None``."""
+        if text in self._lookups:
+            return self._lookups[text]
         tokens = self.tokens(text)
-        if not tokens.keys or None in tokens.keys:
-            return None
-        match = self._classify(text, tokens, 0, len(tokens.keys) - 1, " ".join(tokens.keys))  # type: ignore[arg-type]
-        return None if match is None else match.name
+        name = None
+        if tokens.keys and None not in tokens.keys:
+            match = self._classify(text, tokens, 0, len(tokens.keys) - 1, " ".join(tokens.keys))  # type: ignore[arg-type]
+            name = None if match is None else match.name
+        if len(self._lookups) > 100_000:
+            self._lookups.clear()
+        self._lookups[text] = name
+        return name
 
     def concept(self, name: str) -> str:
         """The concept id(s) of a normalised dictionary text."""
