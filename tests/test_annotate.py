@@ -186,7 +186,7 @@ def test_a_reranker_re_scores_only_the_spans_kept(linker, tiny_model_session):
     text = "Asthma and a heart attack; a myocardial infarcted wall; congestive heart infarct."
     entities = Annotator(reranked, threshold=-1.0).annotate_one(text)
     ((kept, rerank),) = calls  # partial windows are scored without a search; only the reranker is called
-    dense = [e for e in entities if e.source not in ("exact", "lexical")]
+    dense = [e for e in entities if e.source not in ("exact", "reordered", "coordinated")]
     assert rerank is True and len(kept) == len(dense) == 2
     assert not {"Asthma", "heart attack"} & set(kept)  # names take the table's concept
     assert all(0.0 <= e.score <= 1.0 for e in entities)  # the reranker's probabilities, or 1 for a name

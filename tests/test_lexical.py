@@ -247,3 +247,17 @@ def test_a_linker_calibrates_itself_for_its_own_scorer(tiny_encoder, tmp_path):
     assert Linker.load(tmp_path / "idx", precision="fp32").link("kidney cyst", k=1)[0].score == pytest.approx(expected)
     with pytest.raises(ValueError, match="6 mentions for 1 gold"):
         linker.calibrate(mentions, gold[:1])
+
+
+def test_names_in_another_order_and_without_accents(tiny_encoder):
+    index = lexicon([("ID", "Intellectual disability"), ("IDS", "Intellectual disability, severe"),
+                     ("CAL", "Cafe-au-lait spot")])
+    assert found(index, "Severe intellectual disability and café au lait spots.") == [
+        ("Severe intellectual disability", "IDS", "reordered"), ("intellectual disability", "ID", "exact"),
+        ("café au lait spots", "CAL", "variant")]
+    # the reordered name is as specific as the text: it wins the overlap with the shorter name inside it
+    pairs = [("ID", "Intellectual disability"), ("IDS", "Intellectual disability, severe")]
+    linker = Linker(DictionaryIndex.build(Ontology.from_pairs(pairs), tiny_encoder, show_progress=False))
+    entities = Annotator(linker, detector="exact", lexical="reordered").annotate_one("Severe intellectual disability.")
+    assert [(e.text, e.concept_id, e.source) for e in entities] == [
+        ("Severe intellectual disability", "IDS", "reordered")]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -233,7 +234,7 @@ class LexicalIndex:
         return norm, key
 
     def _key(self, word: str) -> str:
-        folded = fold_word(word)
+        folded = fold_word(_plain(word))
         return self.classes.get(folded, folded)
 
     def tokens(self, text: str) -> Tokens:
@@ -376,8 +377,8 @@ class LexicalIndex:
             if not between or not (set(between) & CONJUNCTIONS):
                 return None  # contiguous matches are the automaton's; other words between are no coordination
             kind: MatchKind = "coordinated"
-        elif all(w in PREPOSITIONS for w in between) and between:
-            kind = "reordered"
+        elif all(w in PREPOSITIONS for w in between):
+            kind = "reordered"  # "severe intellectual disability" for "Intellectual disability, severe" too
         else:
             return None
         span = self._bounds(text, tokens, first, last)
@@ -462,6 +463,13 @@ class LexicalIndex:
                     entries = self.partial(words) if words else []  # type: ignore[arg-type]
                     if entries:
                         yield span, entries
+
+
+def _plain(word: str) -> str:
+    """A word without its accents ("café" -> "cafe"), as ontologies often write them."""
+    if word.isascii():
+        return word
+    return "".join(c for c in unicodedata.normalize("NFD", word) if not unicodedata.combining(c))
 
 
 def _stream(keys: Sequence[str | None]) -> tuple[str, dict[int, int]]:

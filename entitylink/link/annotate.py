@@ -48,7 +48,7 @@ from .policy import (
 )
 
 MEMORY = 200_000  # texts whose candidates are remembered across batches
-TABLE = ("exact", "lexical")  # sources whose concept comes from the table, not the encoder
+TABLE = ("exact", "reordered", "coordinated")  # sources whose concept comes from the table, not the encoder
 LONG_FORM_SHARE = 0.5  # a short form takes an inner entity's concept when it covers this much of the long form
 
 
@@ -62,7 +62,7 @@ class Entity:
     concept_id: str
     score: float
     candidates: tuple[Candidate, ...] = field(default=(), compare=False)
-    source: str = "exact"  # how it was found: exact, lexical, approximate, abbreviation, tagger
+    source: str = "exact"  # how it was found: exact, reordered, coordinated, approximate, abbreviation, tagger
 
     def to_dict(self, candidates: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"start": self.start, "end": self.end, "text": self.text,
@@ -227,7 +227,7 @@ class Annotator:
                            _Proposal(s, expand(s.text, short_forms) if short_forms else s.text, "tagger"))
             return out
         defined = _long_form_spans(text, short_forms) if short_forms else {}
-        out = [_Proposal(m.span(), m.name, "exact" if m.kind in ("exact", "variant") else "lexical",
+        out = [_Proposal(m.span(), m.name, "exact" if m.kind in ("exact", "variant") else m.kind,
                          defined.get(m.text), self.lexicon.concept(m.name)) for m in matches]
         if self.detector == "dictionary":
             # a dictionary match wins any overlap, so windows overlapping one need not be linked
@@ -404,13 +404,13 @@ def _relinked(entity: Entity, candidates: Sequence[Candidate]) -> Entity:
 
 def _rank(f) -> tuple:
     e = f.entity if isinstance(f, _Found) else f
-    tier = 0 if e.source == "exact" else 1 if e.source == "lexical" else 2
+    tier = 0 if e.source in ("exact", "reordered") else 1 if e.source == "coordinated" else 2
     return tier, -round(e.score, 2), -(e.end - e.start), e.start
 
 
 def _resolve_overlaps(entities: list[Entity]) -> list[Entity]:
-    """Keep the best of overlapping entities: names as written first, then reordered or coordinated names,
-    then by score, then the longer one."""
+    """Keep the best of overlapping entities: names as written or reordered first, then coordinated names
+    (their parts may be names of their own), then by score, then the longer one."""
     return keep_non_overlapping(entities, rank=_rank)
 
 
