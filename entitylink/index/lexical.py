@@ -6,8 +6,8 @@ the index normalises names, folded to its lexical-variant key (plural, British s
 synonyms swap in one position ("Renal cyst" / "Kidney cyst", "Abnormality of the ear" / "Anomaly of the
 ear"), learnt from the names alone. An Aho–Corasick automaton (``pyahocorasick``) over the keyed names
 finds every name in one pass over a document, never across a sentence end, a bracket, a colon, a
-semicolon or a comma. A second pass finds names written with their words in another order around a
-preposition ("abnormalities of the kidney" for "Kidney abnormality") or split by a coordination
+semicolon or a comma. A second pass finds names written with their words in another order, only
+prepositions between ("abnormalities of the kidney" for "Kidney abnormality"), or split by a coordination
 ("aplastic or hypoplastic nails" for "Aplastic nails").
 
 Rules that keep string matching honest on any ontology, all read from the names themselves: a short
@@ -320,7 +320,7 @@ class LexicalIndex:
         return None if name is None else Match(span.start, span.end, span.text, name, "variant", span.tokens)
 
     def _reordered(self, text: str, tokens: Tokens, found: dict) -> Iterator[Match]:
-        """Names whose words are reordered around a preposition, or split by a coordination."""
+        """Names whose words are reordered (only prepositions between), or split by a coordination."""
         keys = tokens.keys
         anchors = self._anchors
         hits = [i for i, key in enumerate(keys) if key in anchors]

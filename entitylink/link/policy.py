@@ -77,7 +77,7 @@ class LinkingPolicy:
         lexical: how document annotation matches names without the encoder: ``"variants"`` (the
             normalised name, a plural or British spelling of it), ``"classes"`` (also words the
             ontology's synonyms swap: "renal"/"kidney"), ``"reordered"`` (also words in another order
-            around a preposition, or split by a coordination).
+            with only prepositions between, or split by a coordination).
         entity_type: the type written for each entity found in documents (PubTator's type column);
             ``entitylink index`` sets it from the ontology ("Disease", "Phenotype"). ``None``: "Entity".
 

@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 SYNONYM_SCOPES = ("EXACT", "RELATED", "NARROW", "BROAD")
 # what `entitylink index` reads from OBO files: RELATED synonyms are how text writes many phenotypes
-# ("Hearing loss", "Epilepsy"); on ID-68 they raise document F1 0.749 -> 0.760 (benchmarks/README.md)
+# ("Hearing loss", "Epilepsy"); on ID-68 they raise document F1 0.761 -> 0.775 (benchmarks/README.md)
 INDEX_SYNONYM_SCOPES = ("EXACT", "RELATED")
 HPO_PHENOTYPES = "HP:0000118"  # "Phenotypic abnormality": the branch phenotype corpora annotate
 _OBO_SYNONYM = re.compile(r'^"((?:[^"\\]|\\.)*)"\s+(EXACT|RELATED|NARROW|BROAD)\b')
