@@ -198,13 +198,13 @@ def test_a_reranker_re_scores_only_the_spans_kept(linker, tiny_model_session):
 def test_phrases_seen_in_earlier_batches_are_not_linked_again(linker, monkeypatch):
     annotator = Annotator(linker, batch_size=1, threshold=-1.0)
     calls = []
-    real = annotator._scores
+    real = linker.link_within
 
     def spy(texts, entries):
         calls.append(list(texts))
         return real(texts, entries)
 
-    monkeypatch.setattr(annotator, "_scores", spy)
+    monkeypatch.setattr(linker, "link_within", spy)
     first, second = annotator.annotate(["A myocardial infarcted wall.", "Then asthma and a myocardial infarcted wall."])
     assert calls == [["myocardial infarcted"]]  # the second document brings no new phrase
     one = [e for e in first if e.text == "myocardial infarcted"]

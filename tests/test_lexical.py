@@ -261,3 +261,17 @@ def test_names_in_another_order_and_without_accents(tiny_encoder):
     entities = Annotator(linker, detector="exact", lexical="reordered").annotate_one("Severe intellectual disability.")
     assert [(e.text, e.concept_id, e.source) for e in entities] == [
         ("Severe intellectual disability", "IDS", "reordered")]
+
+
+def test_linking_within_entries_scores_as_the_hybrid_retriever(tiny_encoder):
+    from entitylink.index.hybrid import HybridIndex
+
+    dense = DictionaryIndex.build(Ontology.from_pairs(PHENOTYPES), tiny_encoder, show_progress=False)
+    linker = Linker(HybridIndex(dense, sparse_weight=0.5), k=3)
+    everything = list(range(len(dense)))
+    for mention in ("kidney cysts", "liver failing"):
+        within = linker.link_within([mention], [everything])[0]
+        full = linker.link(mention, threshold=-np.inf)
+        assert [c.concept_id for c in within] == [c.concept_id for c in full]
+        assert [c.score for c in within] == pytest.approx([c.score for c in full], abs=1e-5)
+    assert linker.link_within(["kidney cyst", ""], [[], everything]) == [[], []]

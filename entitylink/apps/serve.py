@@ -132,8 +132,9 @@ class MicroBatcher:
 
 
 class BatchedLinker:
-    """A linker whose every call goes through a :class:`MicroBatcher`: an :class:`Annotator` running in a
-    worker thread then shares the one encoder with ``/link`` without using it at the same time."""
+    """A linker whose ``link`` calls go through a :class:`MicroBatcher`: an :class:`Annotator` running in a
+    worker thread then shares the one encoder with ``/link`` (its other calls, such as ``link_within``, go to
+    the linker itself; ``Encoder.encode`` lets one thread at a time use the encoder)."""
 
     def __init__(self, linker: Linker, batcher: MicroBatcher, loop: asyncio.AbstractEventLoop):
         self._linker, self._batcher, self._loop = linker, batcher, loop

@@ -225,6 +225,13 @@ class DictionaryIndex:
             raise ValueError("this index has no encoder: build it with one or open it with DictionaryIndex.load")
         return self.encoder.encode(list(texts), show_progress=show_progress)
 
+    def score_pairs(self, queries: np.ndarray, rows: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """Inner product of query ``rows[i]`` with entry ``positions[i]``, for each i."""
+        if len(rows) == 0:
+            return np.empty(0, np.float32)
+        unique, inverse = np.unique(positions, return_inverse=True)
+        return np.einsum("ij,ij->i", self.vectors(unique)[inverse], queries[rows])
+
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` entries by inner product: (scores, entry positions), each (n, k); -1 pads."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)

@@ -80,17 +80,20 @@ class HybridIndex:
         repeated[:, 1:] = candidates[:, 1:] == candidates[:, :-1]
         valid = (candidates >= 0) & ~repeated
         rows, cols = np.nonzero(valid)
-        positions = candidates[rows, cols]
-        unique, inverse = np.unique(positions, return_inverse=True)
-        vectors = self.dense.vectors(unique)[inverse]
         fused = np.full(candidates.shape, -np.inf, np.float32)
-        fused[rows, cols] = np.einsum("ij,ij->i", vectors, queries.dense[rows]) + \
-            weight * self.sparse.score_pairs(queries.sparse, rows, positions)
+        fused[rows, cols] = self.score_pairs(queries, rows, candidates[rows, cols], weight)
         order = np.argsort(-fused, axis=1, kind="stable")[:, :k]
         out_scores = np.take_along_axis(fused, order, axis=1)
         out_pos = np.where(np.isfinite(out_scores), np.take_along_axis(candidates, order, axis=1), -1)
         out_scores[~np.isfinite(out_scores)] = -np.inf
         return out_scores.astype(np.float32), out_pos.astype(np.int64).reshape(n, k)
+
+    def score_pairs(self, queries: _Queries, rows: np.ndarray, positions: np.ndarray,
+                    sparse_weight: float | None = None) -> np.ndarray:
+        """Fused score (dense + ``sparse_weight`` × sparse cosine) of query ``rows[i]`` with entry ``positions[i]``."""
+        weight = self.sparse_weight if sparse_weight is None else sparse_weight
+        return self.dense.score_pairs(queries.dense, rows, positions) + \
+            weight * self.sparse.score_pairs(queries.sparse, rows, positions)
 
     def add(self, ontology, show_progress: bool | None = None) -> int:
         """Add surface forms to both halves (see :meth:`DictionaryIndex.add`); returns how many entries were added."""

@@ -28,8 +28,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
-
 from ..index.lexical import LexicalIndex, Match
 from ..ontology.table import Ontology
 from ..text.abbreviations import AbbreviationFinder, expand
@@ -158,19 +156,25 @@ class Annotator:
         self._lock = threading.Lock()
 
     def _retrieve(self, queries: list[str]) -> dict[str, list[Candidate]]:
-        """Candidates of each text, linking only those not among the last ``MEMORY`` texts linked: the
-        same phrases recur across documents."""
+        """Candidates of each text from the retriever (the whole dictionary searched)."""
+        return self._remembered(self._seen, queries,
+                                lambda todo: self.linker.link(todo, threshold=float("-inf"), rerank=False))
+
+    def _remembered(self, memory: OrderedDict, queries: list[str], link) -> dict[str, list[Candidate]]:
+        """``link(texts)`` of each text, linking only those not among the last ``MEMORY`` texts in ``memory``:
+        the same phrases recur across documents. Linked outside the lock: concurrent callers (the HTTP
+        service's threads) wait on the encoder, not on each other."""
         with self._lock:
-            out = {q: self._seen[q] for q in queries if q in self._seen}
+            out = {q: memory[q] for q in queries if q in memory}
         missing = [q for q in queries if q not in out]
-        if missing:  # linked outside the lock: concurrent callers (the HTTP service's threads) wait on the encoder
-            out.update(zip(missing, self.linker.link(missing, threshold=float("-inf"), rerank=False)))
+        if missing:
+            out.update(zip(missing, link(missing)))
         with self._lock:
             for query in queries:
-                self._seen[query] = out[query]
-                self._seen.move_to_end(query)
-            while len(self._seen) > MEMORY:
-                self._seen.popitem(last=False)
+                memory[query] = out[query]
+                memory.move_to_end(query)
+            while len(memory) > MEMORY:
+                memory.popitem(last=False)
         return out
 
     def annotate(self, texts: Iterable[str]) -> Iterator[list[Entity]]:
@@ -291,59 +295,9 @@ class Annotator:
         return [[f.entity for f in doc] for doc in docs]
 
     def _score_partial(self, partial: dict[str, dict[int, None]]) -> dict[str, list[Candidate]]:
-        """Candidates of windows that match names partly, scored as the retriever scores (dense, + sparse on a
-        hybrid index, calibrated where the calibration was fitted on the retriever) against those names only:
-        no search of the whole dictionary."""
-        with self._lock:
-            out = {q: self._scored[q] for q in partial if q in self._scored}
-        todo = [q for q in partial if q not in out]
-        if todo:
-            out.update(self._scores(todo, [list(partial[q]) for q in todo]))
-            with self._lock:
-                for q in todo:
-                    self._scored[q] = out[q]
-                while len(self._scored) > MEMORY:
-                    self._scored.popitem(last=False)
-        return out
-
-    def _scores(self, texts: list[str], entries: list[list[int]]) -> dict[str, list[Candidate]]:
-        from ..index.hybrid import HybridIndex
-        from .linker import fitted_calibration
-
-        index, policy = self.linker.index, self.linker.policy
-        normalised = [index.normalizer(t) for t in texts]
-        keep = [i for i, t in enumerate(normalised) if t]
-        out: dict[str, list[Candidate]] = {t: [] for t in texts}
-        if not keep:
-            return out
-        hybrid = isinstance(index, HybridIndex) and policy.sparse_weight > 0
-        dense = index.dense if isinstance(index, HybridIndex) else index
-        queries = index.prepare([normalised[i] for i in keep]) if hybrid else dense.prepare(
-            [normalised[i] for i in keep])
-        vectors = queries.dense if hybrid else queries
-        rows = np.concatenate([np.full(len(entries[i]), r) for r, i in enumerate(keep)])
-        positions = np.concatenate([np.asarray(entries[i], dtype=np.int64) for i in keep])
-        unique, inverse = np.unique(positions, return_inverse=True)
-        scores = np.einsum("ij,ij->i", dense.vectors(unique)[inverse], vectors[rows])
-        if hybrid:
-            scores = scores + policy.sparse_weight * index.sparse.score_pairs(queries.sparse, rows, positions)
-        calibration = fitted_calibration(policy, reranked=False)
-        if calibration is not None:
-            scores = calibration(scores)
-        start = 0
-        for i in keep:
-            n = len(entries[i])
-            best: dict[str, Candidate] = {}
-            for j in np.argsort(-scores[start:start + n], kind="stable"):
-                pos = int(positions[start + j])
-                cid = index.concept_ids[pos]
-                if cid not in best:
-                    best[cid] = Candidate(cid, index.names[pos], float(scores[start + j]))
-                    if len(best) == policy.k:
-                        break
-            out[texts[i]] = list(best.values())
-            start += n
-        return out
+        """Candidates of windows that match names partly, among those names only (:meth:`Linker.link_within`)."""
+        return self._remembered(self._scored, list(partial),
+                                lambda todo: self.linker.link_within(todo, [list(partial[q]) for q in todo]))
 
     # ---------------------------------------------------------------- stage 3: resolve
     def _resolve(self, found: list[_Found]) -> list[_Found]:

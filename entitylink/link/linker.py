@@ -301,25 +301,59 @@ class Linker:
             scores, positions = self._search(index, queries[pending], fetch, policy)
             retry = []
             for row, s_row, p_row in zip(pending, scores, positions):
-                best: dict[str, Candidate] = {}
-                skip = hidden[row] if hidden is not None else ()
-                for score, pos in zip(s_row, p_row):
-                    if pos < 0:
-                        break
-                    if pos in skip:
-                        continue
-                    cid = self.index.concept_ids[pos]
-                    if cid not in best:
-                        best[cid] = Candidate(cid, self.index.names[pos], float(score))
-                        if len(best) == k:
-                            break
+                best = self._distinct_concepts(s_row, p_row, k, hidden[row] if hidden is not None else ())
                 if len(best) < k and fetch < n_entries:
                     retry.append(row)
                 else:
-                    out[row] = list(best.values())
+                    out[row] = best
             pending = np.asarray(retry, dtype=np.int64)
             fetch = min(n_entries, fetch * 4)
         return out  # type: ignore[return-value]
+
+    def _distinct_concepts(self, scores, positions, k: int, skip: Container[int] = ()) -> list[Candidate]:
+        """The first ``k`` distinct concepts of entries in score order (-1 positions end the list)."""
+        best: dict[str, Candidate] = {}
+        for score, pos in zip(scores, positions):
+            if pos < 0:
+                break
+            if pos in skip:
+                continue
+            cid = self.index.concept_ids[pos]
+            if cid not in best:
+                best[cid] = Candidate(cid, self.index.names[pos], float(score))
+                if len(best) == k:
+                    break
+        return list(best.values())
+
+    def link_within(self, mentions: Sequence[str], entries: Sequence[Sequence[int]]) -> list[list[Candidate]]:
+        """The retriever's top-``k`` concepts of each mention among the given dictionary entries only (their
+        positions): scored as :meth:`link` scores them without a reranker (dense, + sparse on a hybrid index,
+        calibrated when the calibration was fitted on the retriever), with no search of the whole dictionary."""
+        if len(mentions) != len(entries):
+            raise ValueError(f"{len(entries)} entry lists for {len(mentions)} mentions")
+        policy = self.policy
+        texts = [self.index.normalizer(m) for m in mentions]
+        out: list[list[Candidate]] = [[] for _ in texts]
+        keep = [i for i, t in enumerate(texts) if t and len(entries[i])]
+        if not keep:
+            return out
+        index = self.index.dense if isinstance(self.index, HybridIndex) and not policy.sparse_weight else self.index
+        queries = index.prepare([texts[i] for i in keep])
+        rows = np.concatenate([np.full(len(entries[i]), r) for r, i in enumerate(keep)])
+        positions = np.concatenate([np.asarray(entries[i], dtype=np.int64) for i in keep])
+        scores = index.score_pairs(queries, rows, positions, policy.sparse_weight) \
+            if isinstance(index, HybridIndex) else index.score_pairs(queries, rows, positions)
+        calibration = fitted_calibration(policy, reranked=False)
+        if calibration is not None:
+            scores = calibration(scores)
+        start = 0
+        for i in keep:
+            n = len(entries[i])
+            order = np.argsort(-scores[start:start + n], kind="stable")
+            out[i] = self._distinct_concepts(scores[start:start + n][order], positions[start:start + n][order],
+                                             policy.k)
+            start += n
+        return out
 
     def link_frame(self, mentions: Sequence[str], k: int | None = None) -> pd.DataFrame:
         """Candidates as a long table: ``mention``, ``rank``, ``concept_id``, ``name``, ``score``."""
