@@ -252,6 +252,7 @@ def test_a_linker_calibrates_itself_for_its_own_scorer(tiny_encoder, tmp_path):
 def test_names_in_another_order_and_without_accents(tiny_encoder):
     index = lexicon([("ID", "Intellectual disability"), ("IDS", "Intellectual disability, severe"),
                      ("CAL", "Cafe-au-lait spot")])
+    assert found(lexicon([("CH", "Chorea"), ("CA", "Cafe")]), "A café.") == [("café", "CA", "variant")]
     assert found(index, "Severe intellectual disability and café au lait spots.") == [
         ("Severe intellectual disability", "IDS", "reordered"), ("intellectual disability", "ID", "exact"),
         ("café au lait spots", "CAL", "variant")]

@@ -18,6 +18,7 @@ from ..errors import EntityLinkError
 from ..index.search import KINDS, SearchSpec
 from ..link.policy import (
     ABBREVIATIONS,
+    ANNOTATION_SETTINGS,
     DEFAULT_MAX_TOKENS,
     DETECTOR_NAMES,
     LEXICAL,
@@ -397,7 +398,7 @@ def _policy_overrides(args: argparse.Namespace) -> dict:
 
 
 def _annotation_overrides(args: argparse.Namespace) -> dict:
-    return {key: getattr(args, key, None) for key in ("detect_threshold", "overlaps", "lexical", "entity_type")}
+    return {key: getattr(args, key, None) for key in ANNOTATION_SETTINGS}
 
 
 def _reranker(args: argparse.Namespace):

@@ -282,7 +282,9 @@ def serve(index: str | Path, *, pipeline: str | Path | None = None, host: str = 
     require("uvicorn", "entitylink serve", "pip install 'entitylink[serve]'")
     import uvicorn
 
-    annotation = {key: policy.pop(key, None) for key in ("detect_threshold", "overlaps", "lexical", "entity_type")}
+    from ..link.policy import ANNOTATION_SETTINGS
+
+    annotation = {key: policy.pop(key, None) for key in ANNOTATION_SETTINGS}
     linker = Linker.load(index, precision=precision, **policy)
     linker.policy = linker.policy.override(**annotation)
     nlp, annotator = None, None

@@ -68,9 +68,6 @@ class Match:
     def span(self) -> Span:
         return Span(self.start, self.end, self.text, self.tokens)
 
-    def overlaps(self, other) -> bool:
-        return self.start < other.end and other.start < self.end
-
 
 @dataclass
 class Tokens:
@@ -152,11 +149,11 @@ class LexicalIndex:
         for text, cid in self.concepts.items():
             if " " not in text:
                 for part in cid.split("|"):
-                    single[part].add(fold_word(text))
+                    single[part].add(_fold(text))
         # a frequent word whose concept has another one-word name names something specific ("seizure" is
         # also "epilepsy", "neoplasm" "cancer"); otherwise it is a head ("disease", "syndrome")
         self.generic = {w for w in frequent if not (w in self.concepts and any(
-            single[part] - {fold_word(w)} for part in self.concepts[w].split("|")))}
+            single[part] - {_fold(w)} for part in self.concepts[w].split("|")))}
         self._generic_keys = {self._key(w) for w in self.generic}
         self._texts = set(self.concepts) - set(self.acronyms)
         # a key shared by several names is read as the first of them, sorted: the same on every run
@@ -164,7 +161,7 @@ class LexicalIndex:
                           if any(t in self._texts for t in texts)}
         self._fold_text: dict[str, str] = {}
         for text in sorted(self._texts):
-            self._fold_text.setdefault(" ".join(fold_word(w) for w in text.split(" ")), text)
+            self._fold_text.setdefault(_fold(text), text)
         self._automaton = ahocorasick.Automaton()
         for key in by_key:
             self._automaton.add_word(f" {key} ", (key, key.count(" ") + 1))
@@ -234,7 +231,7 @@ class LexicalIndex:
         return norm, key
 
     def _key(self, word: str) -> str:
-        folded = fold_word(_plain(word))
+        folded = _fold(word)
         return self.classes.get(folded, folded)
 
     def tokens(self, text: str) -> Tokens:
@@ -314,7 +311,7 @@ class LexicalIndex:
         if key in self._generic_keys:
             return None
         # a plural or spelling of a name first; through word classes only for names of several words
-        name = self._fold_text.get(" ".join(fold_word(w) for w in norm.split(" ")))
+        name = self._fold_text.get(_fold(norm))
         if name is None and first < last:
             name = self._key_text.get(key)
         return None if name is None else Match(span.start, span.end, span.text, name, "variant", span.tokens)
@@ -404,12 +401,6 @@ class LexicalIndex:
         """The concept id(s) of a normalised dictionary text."""
         return self.concepts[name]
 
-    def longest(self, text: str) -> list[Match]:
-        """The names of ``text``, the longest kept where they overlap (weak labels for a tagger)."""
-        from ..text.spans import keep_non_overlapping
-
-        return keep_non_overlapping(self.find(text), rank=lambda m: (-(m.end - m.start), m.start))
-
     def plausible(self, tokens: Tokens, first: int, last: int) -> bool:
         """Whether a window is worth linking: it begins as some name begins, ends as some name ends."""
         a, z = tokens.norms[first], tokens.norms[last]
@@ -465,11 +456,12 @@ class LexicalIndex:
                         yield span, entries
 
 
-def _plain(word: str) -> str:
-    """A word without its accents ("café" -> "cafe"), as ontologies often write them."""
-    if word.isascii():
-        return word
-    return "".join(c for c in unicodedata.normalize("NFD", word) if not unicodedata.combining(c))
+def _fold(text: str) -> str:
+    """The variant key of normalised text, word by word: no accents ("café" -> "cafe", as ontologies often
+    write them), singular, American spelling."""
+    if not text.isascii():
+        text = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+    return " ".join(fold_word(w) for w in text.split(" "))
 
 
 def _stream(keys: Sequence[str | None]) -> tuple[str, dict[int, int]]:
@@ -508,7 +500,7 @@ def _learn_classes(names: Sequence[list[str]], concept_ids: Sequence[str]) -> di
     for tokens, cid in zip(names, concept_ids):
         if len(tokens) < 2:
             continue
-        form = tuple(fold_word(t) for t in tokens)
+        form = tuple(_fold(t) for t in tokens)
         for i, word in enumerate(form):
             if word in STOP_WORDS or not word.isalpha() or _is_roman(word):
                 continue

@@ -383,15 +383,21 @@ def fitted_calibration(policy: LinkingPolicy, reranked: bool) -> Calibration | N
     """The policy's calibration if it was fitted for the scores of this scorer, else ``None`` (raw scores)."""
     if policy.calibration is None:
         return None
-    fitted = policy.calibration.get("scorer") or scorer_of(policy, bool(policy.reranker))
+    fitted = _fitted_scorer(policy.calibration, policy)
     return Calibration.from_dict(policy.calibration) if fitted == scorer_of(policy, reranked) else None
+
+
+def _fitted_scorer(calibration: dict, policy: LinkingPolicy) -> dict:
+    """The scorer a calibration was fitted for; one saved before calibrations named theirs was fitted on the
+    scores ``policy`` gives (its reranker's, if it names one)."""
+    return calibration.get("scorer") or scorer_of(policy, bool(policy.reranker))
 
 
 def _check_calibration(policy: LinkingPolicy, saved: LinkingPolicy) -> None:
     """Refuse overrides (sparse weight, reranker) that change the scores a saved calibration was fitted on."""
     if policy.calibration is None:
         return
-    fitted = policy.calibration.get("scorer") or scorer_of(saved, bool(saved.reranker))
+    fitted = _fitted_scorer(policy.calibration, saved)
     if fitted != scorer_of(policy, bool(policy.reranker)) and fitted != scorer_of(policy, False):
         raise EntityLinkError(
             f"the index's calibration was fitted on the scores of {_describe(fitted)}, not of "

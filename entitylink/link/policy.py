@@ -34,6 +34,8 @@ Abbreviations = Literal["schwartz-hearst", "scispacy", "off"]
 ABBREVIATIONS = (*DETECTORS, "off")
 
 
+# the policy's settings of document annotation (the faces override them per run)
+ANNOTATION_SETTINGS = ("detect_threshold", "overlaps", "lexical", "entity_type")
 # `entitylink index` sets the annotation policy by the ontology's entity type, as chosen on dev corpora
 # (benchmarks/README.md: NCBI-disease dev with MEDIC for diseases, ID-68 with HPO for phenotypes); other
 # entity types get LinkingPolicy's own defaults.
