@@ -58,6 +58,9 @@ class CachedLinker:
         self._linker, self._memo = linker, {}
         self.index, self.policy, self.reranker = linker.index, linker.policy, linker.reranker
 
+    def __getattr__(self, name: str):
+        return getattr(self._linker, name)  # link_within and the rest: the linker's own
+
     def link(self, texts, **kwargs):
         memo = self._memo.setdefault(json.dumps(kwargs, sort_keys=True, default=str), {})
         missing = [t for t in dict.fromkeys(texts) if t not in memo]

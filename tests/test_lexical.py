@@ -85,6 +85,10 @@ def test_the_detection_policy_is_saved_with_the_index_and_checked(tiny_encoder, 
             LinkingPolicy(**bad)
     with pytest.raises(ValueError, match="threshold must be a number"):
         Annotator(Linker(index), threshold=math.nan)
+    with pytest.raises(ValueError, match="overlaps must be one of"):
+        Annotator(Linker(index), overlaps="all")
+    with pytest.raises(ValueError, match="lexical must be one of"):
+        Annotator(Linker(index), lexical="fuzzy")
 
 
 def test_nested_overlaps_report_the_names_inside_a_longer_one(tiny_encoder):

@@ -125,7 +125,6 @@ def _add_ontology_options(parser: argparse.ArgumentParser) -> None:
 
 def _load_ontology(args: argparse.Namespace):
     from ..ontology import Ontology
-    from ..ontology.obo import INDEX_SYNONYM_SCOPES
     from ..ontology.table import parse_spec
 
     options = {}
@@ -162,27 +161,24 @@ def _add_policy_options(parser: argparse.ArgumentParser, saved: bool) -> None:
     if saved:
         group = parser.add_argument_group("annotation policy (used by annotate, evaluate-docs, spaCy, serve; default: "
                                           "chosen on dev corpora for the entity type, see docs/annotation.md)")
-        _add_annotation_policy(group, None, saved=True)
+        _add_annotation_policy(group, saved=True)
         group.add_argument("--entity-type", default=None, metavar="TYPE",
                            help="the type written for each entity (PubTator's type column; default by ontology: "
                                 "Disease for medic/ctd, Phenotype for hpo, else the most common semantic type)")
 
 
-def _add_annotation_policy(group, default: LinkingPolicy | None, saved: bool = False) -> None:
-    """The detection settings an index saves and annotate/evaluate-docs/serve override."""
-    tell = (lambda value: f" (default {value})") if default else (lambda value: "") if saved else \
-        (lambda value: " (default: as saved with the index)")
-    group.add_argument("--detect-threshold", type=_finite, default=default.detect_threshold if default else None,
-                       metavar="T", help="keep a span linked by the encoder (approximate or tagged, not a dictionary "
-                                         "name) whose top concept scores at least T"
-                                         + tell(default.detect_threshold if default else None))
-    group.add_argument("--overlaps", choices=OVERLAPS, default=default.overlaps if default else None,
+def _add_annotation_policy(group, saved: bool) -> None:
+    """The detection settings an index saves (``saved``) and annotate/evaluate-docs/serve override."""
+    tell = "" if saved else " (default: as saved with the index)"
+    group.add_argument("--detect-threshold", type=_finite, default=None, metavar="T",
+                       help="keep a span linked by the encoder (approximate or tagged, not a dictionary name) whose "
+                            "top concept scores at least T" + tell)
+    group.add_argument("--overlaps", choices=OVERLAPS, default=None,
                        help="longest: keep the longest of overlapping names; nested: also every name inside a kept "
-                            "one" + tell(default.overlaps if default else None))
-    group.add_argument("--lexical", choices=LEXICAL, default=default.lexical if default else None,
+                            "one" + tell)
+    group.add_argument("--lexical", choices=LEXICAL, default=None,
                        help="variants: names, plurals and spellings; classes: also words the ontology's synonyms "
-                            "swap (renal/kidney); reordered: also reordered and coordinated names"
-                            + tell(default.lexical if default else None))
+                            "swap (renal/kidney); reordered: also reordered and coordinated names" + tell)
 
 
 def _add_head_training_options(parser: argparse.ArgumentParser, what: str, config) -> None:
@@ -214,7 +210,7 @@ def _add_detection_options(parser: argparse.ArgumentParser, max_tokens: bool = T
     group.add_argument("--detector", choices=[d for d in DETECTOR_NAMES if d != "tagger"], default="dictionary",
                        help="without --tagger: 'dictionary' = names verbatim + approximate windows scored by the "
                             "linker, 'exact' = names verbatim only (default dictionary)")
-    _add_annotation_policy(group, None)
+    _add_annotation_policy(group, saved=False)
     if max_tokens:
         group.add_argument("--max-tokens", type=_positive, default=DEFAULT_MAX_TOKENS,
                            help=f"longest approximate window in tokens (default {DEFAULT_MAX_TOKENS})")

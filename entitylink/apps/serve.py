@@ -228,9 +228,8 @@ def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None
         state["requests"] += 1
         if state["nlp"] is None:
             found = await asyncio.to_thread(state["annotator"].annotate_one, request.text)
-            label = (linker.policy.entity_type or "Entity").upper()
             return {"text": request.text, "entities": [{
-                "start": e.start, "end": e.end, "text": e.text, "label": label, "kb_id": e.concept_id,
+                "start": e.start, "end": e.end, "text": e.text, "label": "ENTITY", "kb_id": e.concept_id,
                 "concept_id": e.concept_id, "score": e.score, "source": e.source,
                 "candidates": [c._asdict() for c in e.candidates[:k]],
             } for e in found]}

@@ -38,8 +38,6 @@ from .policy import (
     DEFAULT_MAX_CHARS,
     DEFAULT_MAX_TOKENS,
     DETECTOR_NAMES,
-    LEXICAL,
-    OVERLAPS,
     DetectorName,
     Lexical,
     Overlaps,
@@ -135,12 +133,8 @@ class Annotator:
         threshold = policy.detect_threshold if threshold is None else threshold
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or math.isnan(threshold):
             raise ValueError(f"threshold must be a number, not {threshold!r}")
-        self.overlaps = overlaps or policy.overlaps
-        self.lexical = lexical or policy.lexical
-        if self.overlaps not in OVERLAPS:
-            raise ValueError(f"overlaps must be one of {OVERLAPS}, not {self.overlaps!r}")
-        if self.lexical not in LEXICAL:
-            raise ValueError(f"lexical must be one of {LEXICAL}, not {self.lexical!r}")
+        settings = policy.override(overlaps=overlaps, lexical=lexical)  # checked as the policy checks them
+        self.overlaps, self.lexical = settings.overlaps, settings.lexical
         self.linker = linker
         self.detector = detector
         self.tagger = tagger
