@@ -923,6 +923,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if "torch.distributed" in sys.modules:
+            from ..model.distributed import shutdown
+
+            shutdown()
     return 0
 
 

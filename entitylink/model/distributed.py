@@ -71,6 +71,12 @@ def context(device: torch.device | None = None) -> Context:
                    device=device if cuda else torch.device("cpu"))
 
 
+def shutdown() -> None:
+    """End this process's process group, if one was started (a rank that exits with it open aborts)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def gather_with_grad(tensor: torch.Tensor, ctx: Context) -> torch.Tensor:
     """Concatenate every rank's ``tensor`` (rank order); gradients flow back to each rank's own slice."""
     if not ctx.active:
