@@ -401,6 +401,56 @@ def test_train_tagger_from_a_corpus_or_an_ontology_then_annotate_with_it(index_d
 
 
 @pytest.mark.slow
+def test_a_crf_tagger_with_dictionary_features_saves_the_settings_dev_chose_and_annotate_uses_them(
+        index_dir, tiny_model, tmp_path, capsys):
+    docs = [(str(i), "A heart attack and asthma.", "Seizures followed the heart attack.",
+             [("heart attack", "D009203"), ("asthma", "D001249"), ("Seizures", "D012640"), ("heart attack", "D009203")])
+            for i in range(6)]
+    corpus = _pubtator(tmp_path / "train.txt", docs)
+    medic = f"medic:{ONTOLOGIES / 'example_medic.txt'}"
+    tagger_dir = tmp_path / "tagger"
+    common = ["--model", str(tiny_model), "--max-length", "32", "--learning-rate", "3e-3", "--batch-size", "4",
+              "--precision", "fp32"]
+    assert main(["-q", "train-tagger", "--corpus", f"pubtator:{corpus}", "--index", str(index_dir), "--out",
+                 str(tmp_path / "x"), *common]) == 2
+    assert "--index chooses the tagger's settings on --dev" in capsys.readouterr().err
+    assert main(["-q", "train-tagger", "--corpus", f"pubtator:{corpus}", "--dev", f"pubtator:{corpus}", "--crf",
+                 "--dictionary", medic, "--index", str(index_dir), "--epochs", "25", "--out", str(tagger_dir),
+                 *common]) == 0
+    assert "dev document F1" in capsys.readouterr().err
+    saved = json.loads((tagger_dir / "entitylink_tagger.json").read_text())
+    assert saved["crf"] and saved["dictionary_features"] and saved["settings"]["dev_document_f1"] == 1.0
+    assert saved["settings"]["detect_threshold"] in (0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.99)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("A heart attack and asthma. Seizures followed the heart attack.\n")
+    out = tmp_path / "out.jsonl"
+
+    def annotate(*extra):
+        assert main(["-q", "annotate", "--index", str(index_dir), "--tagger", str(tagger_dir), "--input", str(notes),
+                     "--output", str(out), "--precision", "fp32", *extra]) == 0
+        return [(e["text"], e["start"]) for e in json.loads(out.read_text())["entities"]]
+
+    assert annotate() == [("heart attack", 2), ("asthma", 19), ("Seizures", 27), ("heart attack", 49)]
+    # an index without "heart attack" as a name: the features come from the index's names, and this toy tagger
+    # learnt to lean on them
+    names = tmp_path / "names.tsv"
+    names.write_text("D009203\tMyocardial infarction\nD001249\tAsthma\nD012640\tSeizures\n")
+    assert main(["-q", "index", "--ontology", f"tsv:{names}", "--model", str(tiny_model), "--precision", "fp32",
+                 "--out", str(tmp_path / "small")]) == 0
+    index_dir = tmp_path / "small"
+    assert annotate("--detect-threshold", "-1") == [("asthma", 19), ("Seizures", 27)]
+    # a plain tagger's "heart attack" spans are linked by the encoder there, below the tagger's own threshold
+    # (names found verbatim are kept whatever it is), unless --detect-threshold overrides it
+    assert main(["-q", "train-tagger", "--corpus", f"pubtator:{corpus}", "--dev", f"pubtator:{corpus}", "--no-crf",
+                 "--epochs", "25", "--out", str(tagger_dir), *common]) == 0
+    saved = json.loads((tagger_dir / "entitylink_tagger.json").read_text())
+    assert not saved["crf"] and saved["settings"] == {"detect_threshold": 0.95, "sparse_weight": 0.1}  # defaults
+    saved["settings"]["detect_threshold"] = 2.0
+    (tagger_dir / "entitylink_tagger.json").write_text(json.dumps(saved))
+    assert annotate() == [("asthma", 19), ("Seizures", 27)] and len(annotate("--detect-threshold", "-1")) == 4
+
+
+@pytest.mark.slow
 def test_annotate_a_one_megabyte_document(index_dir, tmp_path):
     import resource
 

@@ -74,3 +74,54 @@ def test_bad_settings_are_clear_errors(tiny_model):
         TaggerTrainer(tagger).fit([("   ", [])])
     with pytest.raises(ValueError, match="precision"):
         Tagger(tiny_model, precision="int8")
+
+
+def test_crf_likelihoods_sum_to_one_and_viterbi_finds_the_best_sequence():
+    import itertools
+
+    import torch
+
+    from entitylink.model.tagger import crf_log_likelihood, viterbi
+
+    torch.manual_seed(1)
+    emissions, transitions, start, end = torch.randn(1, 4, 3), torch.randn(3, 3), torch.randn(3), torch.randn(3)
+    sequences = torch.tensor(list(itertools.product(range(3), repeat=4)))
+    mask = torch.ones(len(sequences), 4, dtype=torch.bool)
+    ll = crf_log_likelihood(emissions.expand(len(sequences), -1, -1), sequences, mask, transitions, start, end)
+    assert torch.logsumexp(ll, 0).item() == pytest.approx(0.0, abs=1e-5)  # a distribution over every sequence
+    assert viterbi(emissions[0], transitions, start, end) == sequences[ll.argmax()].tolist()
+    # a masked tail is not part of the sequence: a row of 2 real positions scores as the 2-position chain
+    short = crf_log_likelihood(emissions[:, :2], sequences[:1, :2], mask[:1, :2], transitions, start, end)
+    padded = crf_log_likelihood(emissions, sequences[:1], torch.tensor([[True, True, False, False]]),
+                                transitions, start, end)
+    assert padded.item() == pytest.approx(short.item(), abs=1e-5)
+
+
+@pytest.mark.slow
+def test_a_crf_tagger_with_dictionary_features_trains_saves_and_reopens(tiny_model, tmp_path):
+    import re
+
+    from transformers import AutoModelForTokenClassification
+
+    def dictionary(text):  # what the Annotator passes: the dictionary's name matches
+        return [m.span() for m in re.finditer(r"heart attack|asthma|seizures", text, re.IGNORECASE)]
+
+    tagger = Tagger(tiny_model, max_length=32, precision="fp32", crf=True, dictionary_features=True)
+    with pytest.raises(ValueError, match="needs a dictionary"):
+        TaggerTrainer(tagger).fit(TRAIN)
+    TaggerTrainer(tagger, epochs=30, learning_rate=3e-3, batch_size=5, show_progress=False).fit(
+        TRAIN, dev=TRAIN, dictionary=dictionary)
+    assert span_scores(tagger, TRAIN, dictionary)["f1"] >= 0.9
+    assert tagger.head.dictionary.weight.abs().sum() > 0 and tagger.head.transitions.abs().sum() > 0
+    found = tagger.spans("She had seizures and a heart attack.", dictionary)
+    assert [s.text for s in found] == ["seizures", "heart attack"]
+    tagger.settings = {"detect_threshold": 0.8, "sparse_weight": 0.0}
+    tagger.save(tmp_path / "tagger")
+    again = Tagger(tmp_path / "tagger", precision="fp32")  # the saved CRF and features, whatever the defaults
+    assert again.crf and again.dictionary_features and again.settings == tagger.settings
+    assert [(s.start, s.end) for s in again.spans("She had seizures and a heart attack.", dictionary)] == \
+        [(s.start, s.end) for s in found]
+    assert AutoModelForTokenClassification.from_pretrained(tmp_path / "tagger").config.id2label[1] == "B"
+    (tmp_path / "tagger" / "entitylink_tagger_head.safetensors").unlink()
+    with pytest.raises(Exception, match="entitylink_tagger_head.safetensors is missing"):
+        Tagger(tmp_path / "tagger")

@@ -339,13 +339,39 @@ def cmd_train_tagger(args: argparse.Namespace) -> None:
         else:
             examples = synthetic_examples(ontology, seed=args.seed)
         print(f"weak labels: {sum(len(m) for _, m in examples)} name(s) in {len(examples)} text(s)", file=sys.stderr)
-    dev = _annotated(args.dev, "--dev") if args.dev else None
-    tagger = Tagger(args.model, max_length=args.max_length, precision=args.precision, device=args.device)
+    if args.index is not None and not args.dev:
+        raise EntityLinkError("--index chooses the tagger's settings on --dev: give --dev too")
+    dev_documents = _read_corpus(args.dev, "--dev") if args.dev else None
+    dev = [(d.text, [(m.start, m.end) for m in d.mentions]) for d in dev_documents] if dev_documents else None
+    linker = None
+    if args.index is not None:
+        from ..link.linker import Linker
+
+        linker = Linker.load(args.index, precision=args.precision, device=args.device)
+    dictionary = None
+    if args.dictionary:
+        from ..index.lexical import LexicalIndex
+        from ..link.annotate import dictionary_spans
+        from ..ontology.table import Ontology
+
+        lexicon = LexicalIndex.from_ontology(Ontology.load(args.dictionary))
+
+        def dictionary(text: str) -> list[tuple[int, int]]:
+            return dictionary_spans(lexicon, text)
+
+    tagger = Tagger(args.model, max_length=args.max_length, precision=args.precision, device=args.device,
+                    crf=args.crf, dictionary_features=dictionary is not None)
     trainer = TaggerTrainer(tagger, epochs=args.epochs, learning_rate=args.learning_rate,
                             batch_size=args.batch_size, seed=args.seed)
-    trainer.fit(examples, dev)
-    tagger.save(args.out)
+    trainer.fit(examples, dev, dictionary)
     told = f"; dev span F1 {tagger.training['best_dev_f1']:.3f}" if dev else ""
+    if linker is not None:
+        from ..link.annotate import choose_tagger_settings
+
+        tagger.settings = {**choose_tagger_settings(linker, tagger, dev_documents), "chosen_with": str(args.index)}
+        told += (f"; with {args.index}: detection threshold {tagger.settings['detect_threshold']:g}, sparse weight "
+                 f"{tagger.settings['sparse_weight']:g}, dev document F1 {tagger.settings['dev_document_f1']:.3f}")
+    tagger.save(args.out)
     print(f"wrote {args.out}: {len(trainer.history)} epoch(s) in {trainer.seconds:.0f} s{told}", file=sys.stderr)
 
 
@@ -513,6 +539,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"sentences per step (default {tcfg.batch_size})")
     p.add_argument("--max-length", type=_positive, default=tcfg.max_length,
                    help=f"tokens per sentence piece (default {tcfg.max_length})")
+    p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=tcfg.crf,
+                   help="decode word labels with a CRF layer" + (" (default on)" if tcfg.crf else " (default off)"))
+    p.add_argument("--dictionary", default=None, metavar="SPEC",
+                   help="an ontology whose names the tagger reads as features (B/I/O of each name found); "
+                        "in annotation they come from the index's names. Give the ontology alone, not corpus "
+                        "mentions, so that training sees the dictionary as annotation will")
+    p.add_argument("--index", type=Path, default=None, metavar="DIR",
+                   help="with --dev: choose the detection threshold (and, for an index with a sparse half, the "
+                        "sparse weight) that annotates dev best with this index, and save them with the tagger "
+                        f"(default: {tcfg.detect_threshold} and {tcfg.sparse_weight}, chosen on NCBI-disease dev)")
 
     p = sub.add_parser("link", help="link mentions (one per line) to top-k concepts",
                        description="Link mentions read one per line from a file or stdin.")

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..index.hybrid import HybridIndex
 from ..index.lexical import LexicalIndex, Match
 from ..ontology.table import Ontology
 from ..text.abbreviations import AbbreviationFinder, expand
@@ -67,6 +68,12 @@ class Entity:
             out["candidates"] = [{"concept_id": c.concept_id, "name": c.name, "score": round(float(c.score), 6)}
                                  for c in self.candidates]
         return out
+
+
+def dictionary_spans(lexicon: LexicalIndex, text: str) -> list[tuple[int, int]]:
+    """Where ``lexicon``'s names (verbatim or as variants) are in ``text``: what a tagger's dictionary features
+    read, in training (from the ontology) and in annotation (from the index)."""
+    return [(m.start, m.end) for m in lexicon.find(text, reordered=False)]
 
 
 class NameMatcher(LexicalIndex):
@@ -109,7 +116,10 @@ class Annotator:
             ``"exact"`` (dictionary matches only) or ``"tagger"`` (spans from ``tagger``).
         tagger: a :class:`~entitylink.model.tagger.Tagger` (needed by ``detector="tagger"``).
         threshold: spans linked by the encoder are kept when their top concept scores at least this
-            (default: the policy's ``detect_threshold``).
+            (default: the tagger's own when it has one — chosen on dev when it was trained —, else the
+            policy's ``detect_threshold``).
+        sparse_weight: the sparse weight spans are linked with (default: the tagger's own where the index
+            has a sparse half and no calibration, else the policy's).
         max_tokens: the longest approximate window, in tokens.
         batch_size: documents (or pieces of long ones) whose spans are linked together, each distinct
             text once.
@@ -121,7 +131,8 @@ class Annotator:
     def __init__(self, linker: Linker, detector: DetectorName = "dictionary", tagger: Any = None,
                  threshold: float | None = None, max_tokens: int = DEFAULT_MAX_TOKENS,
                  batch_size: int = DEFAULT_BATCH_SIZE, max_chars: int = DEFAULT_MAX_CHARS,
-                 overlaps: Overlaps | None = None, lexical: Lexical | None = None):
+                 overlaps: Overlaps | None = None, lexical: Lexical | None = None,
+                 sparse_weight: float | None = None):
         if detector not in DETECTOR_NAMES:
             raise ValueError(f"detector must be one of {DETECTOR_NAMES}, not {detector!r}")
         if detector == "tagger" and tagger is None:
@@ -130,7 +141,15 @@ class Annotator:
             raise ValueError(f"max_tokens, batch_size and max_chars must be positive, got {max_tokens}, "
                              f"{batch_size} and {max_chars}")
         policy = linker.policy
-        threshold = policy.detect_threshold if threshold is None else threshold
+        own = tagger.settings if detector == "tagger" else {}
+        if threshold is None:
+            threshold = own.get("detect_threshold", policy.detect_threshold)
+        if sparse_weight is None and isinstance(linker.index, HybridIndex) and policy.calibration is None:
+            sparse_weight = own.get("sparse_weight")
+        if sparse_weight is not None and sparse_weight != policy.sparse_weight:
+            if not isinstance(linker, Linker):
+                raise ValueError("sparse_weight needs a Linker (give the wrapped linker its sparse weight instead)")
+            linker = Linker(linker.index, policy, sparse_weight=sparse_weight, reranker=linker.reranker)
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or math.isnan(threshold):
             raise ValueError(f"threshold must be a number, not {threshold!r}")
         settings = policy.override(overlaps=overlaps, lexical=lexical)  # checked as the policy checks them
@@ -148,6 +167,10 @@ class Annotator:
         self._seen: OrderedDict[str, list[Candidate]] = OrderedDict()  # recent texts' candidates
         self._scored: OrderedDict[str, list[Candidate]] = OrderedDict()  # partial windows' candidates
         self._lock = threading.Lock()
+
+    def dictionary(self, text: str) -> list[tuple[int, int]]:
+        """The spans of the index's names in ``text`` (a tagger's dictionary features)."""
+        return dictionary_spans(self.lexicon, text)
 
     def _retrieve(self, queries: list[str]) -> dict[str, list[Candidate]]:
         """Candidates of each text from the retriever (the whole dictionary searched)."""
@@ -252,7 +275,7 @@ class Annotator:
 
     # ---------------------------------------------------------------- stage 2: link
     def _annotate_batch(self, texts: Sequence[str]) -> list[list[Entity]]:
-        tagged = self.tagger.spans_batch(texts) if self.detector == "tagger" else [None] * len(texts)
+        tagged = self.tagger.spans_batch(texts, self.dictionary) if self.detector == "tagger" else [None] * len(texts)
         proposals = [self._proposals(text, spans) if text else [] for text, spans in zip(texts, tagged)]
         # string matching only: no encoder call at all (a short form may still take its long form's entity)
         dense = [] if self.detector == "exact" else [p for props in proposals for p in props if p.concept is None]
@@ -402,3 +425,39 @@ def synthetic_examples(ontology: Ontology, n: int = 20_000, seed: int = 0) -> li
         if len(out) % 5 == 4:
             out.append((_NEGATIVES[rng.randrange(len(_NEGATIVES))], []))
     return out
+
+
+TAGGER_THRESHOLDS = (0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.99)
+TAGGER_SPARSE_WEIGHTS = (0.0, 0.1, 0.25, 0.5)
+
+
+def choose_tagger_settings(linker: Linker, tagger: Any, documents: Sequence) -> dict:
+    """The detection threshold (and, on an index with a sparse half, the sparse weight) with which annotation
+    by ``tagger`` scores the best document F1 on annotated ``documents`` (a dev split), and that F1."""
+    from .doc_evaluation import score_annotations
+
+    weights = TAGGER_SPARSE_WEIGHTS if isinstance(linker.index, HybridIndex) and linker.policy.calibration is None \
+        else (linker.policy.sparse_weight,)
+    texts = [d.text for d in documents]
+    best: dict = {}
+    tagged = _TaggedOnce(tagger)
+    for weight in weights:
+        annotator = Annotator(linker, detector="tagger", tagger=tagged, threshold=float("-inf"), sparse_weight=weight)
+        for threshold in TAGGER_THRESHOLDS:
+            annotator.threshold = threshold  # the linked spans are remembered: only the cut changes
+            f1 = score_annotations(documents, list(annotator.annotate(texts)))["document"]["f1"]
+            if f1 > best.get("dev_document_f1", -1.0):
+                best = {"detect_threshold": threshold, "sparse_weight": float(weight), "dev_document_f1": f1}
+    return best
+
+
+class _TaggedOnce:
+    """A tagger that tags each text once (the same dev texts are annotated under many settings)."""
+
+    def __init__(self, tagger: Any):
+        self.tagger, self.settings, self._spans = tagger, tagger.settings, {}
+
+    def spans_batch(self, texts: Sequence[str], dictionary=None) -> list[list[Span]]:
+        todo = [t for t in dict.fromkeys(texts) if t not in self._spans]
+        self._spans.update(zip(todo, self.tagger.spans_batch(todo, dictionary)))
+        return [self._spans[t] for t in texts]

@@ -74,3 +74,8 @@ class TaggerConfig:
     warmup_share: float = 0.1
     seed: int = 0
     max_length: int = 128  # tokens per sentence piece
+    crf: bool = False
+    dictionary_features: bool = False
+    # annotation with a tagger whose training chose none on dev (NCBI-disease dev, benchmarks/README.md)
+    detect_threshold: float = 0.95
+    sparse_weight: float = 0.1

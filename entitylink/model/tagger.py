@@ -1,8 +1,12 @@
 """A mention tagger: token classification (B/I/O) on the encoder family, trainable on a CPU.
 
 Saved as a standard Hugging Face token-classification directory (safetensors;
-``AutoModelForTokenClassification.from_pretrained(path)`` opens it) plus ``entitylink_tagger.json``.
-The tagger proposes spans; the linker links them (:class:`~entitylink.link.annotate.Annotator`).
+``AutoModelForTokenClassification.from_pretrained(path)`` opens it) plus ``entitylink_tagger.json``
+and, for the parts beside it, ``entitylink_tagger_head.safetensors``: a CRF layer over the word labels
+(transition scores, Viterbi decoding) and dictionary features (an embedding of each token's
+dictionary-match tag, B/I/O, added to its input embedding, as in Dic-Att-BiLSTM-CRF). The tagger
+proposes spans; the linker links them (:class:`~entitylink.link.annotate.Annotator`), which also
+supplies the dictionary.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -29,11 +33,28 @@ from .pretrained import open_pretrained, read_settings
 logger = logging.getLogger(__name__)
 
 TAGGER_CONFIG = "entitylink_tagger.json"
+HEAD_FILE = "entitylink_tagger_head.safetensors"
 LABELS = ("O", "B", "I")
 _DEFAULT = TaggerConfig()
 IGNORE = -100
+HEAD_LEARNING_RATE_SCALE = 100  # the CRF's scores and dictionary embeddings start at zero: they learn faster
 
 Example = tuple[str, Sequence[tuple[int, int]]]  # a text and its mention spans (character offsets)
+Dictionary = Callable[[str], Sequence[tuple[int, int]]]  # a text -> the spans of dictionary names in it
+
+
+class _Head(torch.nn.Module):
+    """What the tagger adds beside the Hugging Face model: dictionary-tag embeddings and CRF scores."""
+
+    def __init__(self, hidden: int, dictionary: bool, crf: bool):
+        super().__init__()
+        self.dictionary = torch.nn.Embedding(len(LABELS), hidden) if dictionary else None
+        if self.dictionary is not None:
+            torch.nn.init.zeros_(self.dictionary.weight)  # untrained, the features change nothing
+        n = len(LABELS)
+        self.transitions = torch.nn.Parameter(torch.zeros(n, n)) if crf else None
+        self.start = torch.nn.Parameter(torch.zeros(n)) if crf else None
+        self.end = torch.nn.Parameter(torch.zeros(n)) if crf else None
 
 
 class Tagger:
@@ -44,11 +65,16 @@ class Tagger:
             ``"default"``, the packaged all-MiniLM-L6-v2) to train one from.
         max_length: tokens per piece of a sentence (longer sentences are read in overlapping pieces).
         precision, device, batch_size: as for :class:`~entitylink.model.encoder.Encoder`.
+        crf: decode word labels with a CRF layer (trained with it) instead of each word's best label.
+        dictionary_features: read each token's dictionary-match tag (the ``dictionary`` given to
+            :meth:`spans_batch` and to training).
+        A saved tagger keeps its own ``crf`` and ``dictionary_features``; the options set a new one's.
     """
 
     def __init__(self, model: str | Path = DEFAULT_MODEL, *, max_length: int | None = None,
                  precision: Precision = DEFAULT_PRECISION, device: str | torch.device | None = None,
-                 batch_size: int | None = None):
+                 batch_size: int | None = None, crf: bool = _DEFAULT.crf,
+                 dictionary_features: bool = _DEFAULT.dictionary_features):
         from transformers import AutoModelForTokenClassification
 
         if precision == "int8":
@@ -63,6 +89,23 @@ class Tagger:
         self.max_length = max_length or saved.get("max_length", _DEFAULT.max_length)
         self.base_model = saved.get("base_model", self.model_id)
         self.training: dict | None = saved.get("training")
+        # the detection threshold and sparse weight annotation uses with this tagger (chosen on dev when trained)
+        self.settings: dict = dict(saved.get("settings") or {"detect_threshold": _DEFAULT.detect_threshold,
+                                                              "sparse_weight": _DEFAULT.sparse_weight})
+        if saved:
+            crf, dictionary_features = bool(saved.get("crf")), bool(saved.get("dictionary_features"))
+        self.head = _Head(self.model.config.hidden_size, dictionary_features, crf)
+        if saved and (path / HEAD_FILE).is_file():
+            from safetensors.torch import load_file
+
+            try:
+                self.head.load_state_dict(load_file(str(path / HEAD_FILE)))
+            except (RuntimeError, OSError) as err:
+                raise ModelLoadError(f"{path / HEAD_FILE}: unreadable tagger head ({err})") from None
+        elif saved and (crf or dictionary_features):
+            raise ModelLoadError(f"{path}: the tagger's settings name a CRF or dictionary features but "
+                                 f"{HEAD_FILE} is missing")
+        self._warned = False
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if limit and self.max_length > limit:
             self.max_length = limit  # pieces cannot be longer than the model's positions
@@ -72,7 +115,16 @@ class Tagger:
         self.precision = resolve_precision(precision, self.device)
         self.batch_size = batch_size or (256 if self.device.type == "cuda" else 32)
         self.model.to(self.device).eval()
+        self.head.to(self.device)
         self.unsaved = False
+
+    @property
+    def crf(self) -> bool:
+        return self.head.transitions is not None
+
+    @property
+    def dictionary_features(self) -> bool:
+        return self.head.dictionary is not None
 
     @classmethod
     def open(cls, path: str | Path, option: str = "tagger", **options) -> Tagger:
@@ -93,7 +145,8 @@ class Tagger:
         return cls(folder, **options)
 
     def __repr__(self) -> str:
-        return f"Tagger(model={self.model_id!r}, max_length={self.max_length}, precision={self.precision!r})"
+        return (f"Tagger(model={self.model_id!r}, max_length={self.max_length}, precision={self.precision!r}, "
+                f"crf={self.crf}, dictionary_features={self.dictionary_features})")
 
     # ---------------------------------------------------------------- features
     def encode_pieces(self, texts: Sequence[str]) -> tuple[dict, list[int], list[list[tuple[int, int]]]]:
@@ -106,11 +159,16 @@ class Tagger:
         offsets = [[tuple(pair) for pair in row] for row in batch.pop("offset_mapping").tolist()]
         return batch, owners, offsets
 
-    def spans(self, text: str) -> list[Span]:
-        return self.spans_batch([text])[0]
+    def spans(self, text: str, dictionary: Dictionary | None = None) -> list[Span]:
+        return self.spans_batch([text], dictionary)[0]
 
-    def spans_batch(self, texts: Sequence[str]) -> list[list[Span]]:
-        """Mention spans of each text (character offsets into it), sentence by sentence."""
+    def spans_batch(self, texts: Sequence[str], dictionary: Dictionary | None = None) -> list[list[Span]]:
+        """Mention spans of each text (character offsets into it), sentence by sentence; ``dictionary``
+        gives the name matches a tagger with dictionary features reads."""
+        if self.dictionary_features and dictionary is None and not self._warned:
+            logger.warning("tagger %s reads dictionary features but was given no dictionary: it tags less well",
+                           self.model_id)
+            self._warned = True
         units = [(t, start, text[start:end]) for t, text in enumerate(texts) for start, end in sentences(text)]
         out: list[list[Span]] = [[] for _ in texts]
         order = sorted(range(len(units)), key=lambda i: -len(units[i][2]))
@@ -118,8 +176,11 @@ class Tagger:
                                                     enabled=self.precision == "bf16"):
             for b in range(0, len(order), self.batch_size):
                 rows = order[b : b + self.batch_size]
-                batch, owners, offsets = self.encode_pieces([units[i][2] for i in rows])
-                labels = self.model(**{k: v.to(self.device) for k, v in batch.items()}).logits.argmax(-1).tolist()
+                sentences_ = [units[i][2] for i in rows]
+                batch, owners, offsets = self.encode_pieces(sentences_)
+                starts = [word_starts(sentences_[o], offsets[p]) for p, o in enumerate(owners)]
+                emissions = self.emissions(batch, self.dictionary_tags(sentences_, owners, offsets, dictionary))
+                labels = self.decode_labels(emissions, starts)
                 per_sentence: dict[int, dict[tuple[int, int], int]] = {}
                 for piece, owner in enumerate(owners):
                     tokens = per_sentence.setdefault(owner, {})
@@ -132,6 +193,48 @@ class Tagger:
                         out[doc].append(Span(start + a, start + z, texts[doc][start + a : start + z]))
         return [sorted(spans, key=lambda s: s.start) for spans in out]
 
+    def dictionary_tags(self, texts: Sequence[str], owners: Sequence[int], offsets: list[list[tuple[int, int]]],
+                        dictionary: Dictionary | None) -> torch.Tensor | None:
+        """Each token's dictionary tag (B/I/O of the longest, leftmost names ``dictionary`` finds), as a tensor
+        shaped like the pieces; ``None`` for a tagger without dictionary features."""
+        if not self.dictionary_features:
+            return None
+        found = {o: _longest(dictionary(texts[o])) if dictionary is not None else [] for o in set(owners)}
+        width = max((len(row) for row in offsets), default=0)
+        tags = torch.zeros(len(offsets), width, dtype=torch.long)
+        for piece, owner in enumerate(owners):
+            spans = found[owner]
+            for t, (a, z) in enumerate(offsets[piece]):
+                if z > a:
+                    for s, e in spans:
+                        if s <= a < e:
+                            tags[piece, t] = 1 if a == s else 2
+                            break
+        return tags.to(self.device)
+
+    def emissions(self, batch: dict, tags: torch.Tensor | None) -> torch.Tensor:
+        """Per-token label scores (pieces × tokens × labels), with gradients."""
+        inputs = {k: v.to(self.device) for k, v in batch.items()}
+        if tags is not None:
+            ids = inputs.pop("input_ids")
+            inputs["inputs_embeds"] = self.model.get_input_embeddings()(ids) + self.head.dictionary(tags)
+        return self.model(**inputs).logits
+
+    def decode_labels(self, emissions: torch.Tensor, starts: list[list[bool]]) -> list[list[int]]:
+        """A label per token: the CRF's best sequence over the word-starting tokens (each word's other tokens
+        take its label), or each token's best label without a CRF."""
+        best = emissions.argmax(-1).tolist()
+        if not self.crf:
+            return best
+        scores = emissions.float().cpu()
+        head = [x.detach().float().cpu() for x in (self.head.transitions, self.head.start, self.head.end)]
+        for piece, flags in enumerate(starts):
+            positions = [t for t, flag in enumerate(flags) if flag]
+            if positions:
+                for t, label in zip(positions, viterbi(scores[piece, positions], *head)):
+                    best[piece][t] = label
+        return best
+
     def save(self, path: str | Path, extra_config: dict | None = None) -> Path:
         """Write the tagger directory atomically; from then on ``model_id`` is that directory."""
         path = Path(path)
@@ -139,8 +242,14 @@ class Tagger:
             self.model.save_pretrained(tmp, safe_serialization=True)
             self.tokenizer.save_pretrained(tmp)
             config = {"max_length": self.max_length, "base_model": self.base_model, "labels": list(LABELS),
+                      "crf": self.crf, "dictionary_features": self.dictionary_features, "settings": self.settings,
                       "training": self.training, **(extra_config or {})}
             (tmp / TAGGER_CONFIG).write_text(json.dumps(config, indent=2, default=str))
+            if self.crf or self.dictionary_features:
+                from safetensors.torch import save_file
+
+                save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()},
+                          str(tmp / HEAD_FILE))
         self.model_id = str(path.resolve())
         self.unsaved = False
         return path
@@ -176,6 +285,59 @@ def decode(text: str, tokens: list[tuple[tuple[int, int], int]]) -> list[tuple[i
 def _continues(text: str, previous_end: int, start: int) -> bool:
     """Whether a token starting at ``start`` continues the word of the token that ended at ``previous_end``."""
     return start == previous_end and start > 0 and text[start - 1].isalnum() and text[start].isalnum()
+
+
+def word_starts(text: str, offsets: Sequence[tuple[int, int]]) -> list[bool]:
+    """Which tokens begin a word (the tokens that carry a word's label)."""
+    out, previous_end = [], None
+    for a, z in offsets:
+        if z <= a:
+            out.append(False)
+            continue
+        out.append(not (previous_end is not None and _continues(text, previous_end, a)))
+        previous_end = z
+    return out
+
+
+def _longest(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Non-overlapping spans, longest first, then leftmost."""
+    kept: list[tuple[int, int]] = []
+    for a, z in sorted(set(spans), key=lambda s: (s[0] - s[1], s[0])):
+        if all(z <= s or e <= a for s, e in kept):
+            kept.append((a, z))
+    return sorted(kept)
+
+
+def crf_log_likelihood(emissions: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
+                       transitions: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    """Log-likelihood of each label sequence (rows × positions; ``mask`` marks real positions, each row's
+    first is real) under a linear-chain CRF."""
+    rows = torch.arange(emissions.shape[0], device=emissions.device)
+    score = start[labels[:, 0]] + emissions[rows, 0, labels[:, 0]]
+    alpha = start[None] + emissions[:, 0]
+    last = labels[:, 0]
+    for t in range(1, emissions.shape[1]):
+        on = mask[:, t]
+        step = transitions[last, labels[:, t]] + emissions[rows, t, labels[:, t]]
+        score = score + torch.where(on, step, torch.zeros_like(step))
+        last = torch.where(on, labels[:, t], last)
+        nxt = torch.logsumexp(alpha[:, :, None] + transitions[None] + emissions[:, t, None, :], dim=1)
+        alpha = torch.where(on[:, None], nxt, alpha)
+    return score + end[last] - torch.logsumexp(alpha + end[None], dim=1)
+
+
+def viterbi(emissions: torch.Tensor, transitions: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> list[int]:
+    """The best label sequence of one row of emissions (positions × labels) under the CRF."""
+    score, back = start + emissions[0], []
+    for t in range(1, emissions.shape[0]):
+        total = score[:, None] + transitions
+        score, pointer = total.max(0)
+        score = score + emissions[t]
+        back.append(pointer)
+    best = [int((score + end).argmax())]
+    for pointer in reversed(back):
+        best.append(int(pointer[best[-1]]))
+    return best[::-1]
 
 
 def sentence_examples(examples: Sequence[Example]) -> list[Example]:
@@ -219,35 +381,54 @@ class TaggerTrainer:
 
     def labels(self, text: str, mentions: Sequence[tuple[int, int]], offsets: list[tuple[int, int]]) -> list[int]:
         """B/I/O per token (first token of each word; other tokens and special tokens are ignored)."""
-        out, previous_end = [], None
-        for a, z in offsets:
-            if z <= a:
-                out.append(IGNORE)
-                continue
-            continuation = previous_end is not None and _continues(text, previous_end, a)
-            previous_end = z
-            if continuation:
-                out.append(IGNORE)
-                continue
-            label = 0
-            for s, e in mentions:
-                if s <= a < e:
-                    label = 1 if a == s else 2
-                    break
+        out = []
+        for (a, _), first in zip(offsets, word_starts(text, offsets)):
+            label = IGNORE
+            if first:
+                label = 0
+                for s, e in mentions:
+                    if s <= a < e:
+                        label = 1 if a == s else 2
+                        break
             out.append(label)
         return out
 
-    def fit(self, examples: Sequence[Example], dev: Sequence[Example] | None = None) -> Tagger:
+    def loss(self, emissions: torch.Tensor, labels: list[list[int]]) -> torch.Tensor:
+        """Cross-entropy per labelled token, or with a CRF its negative log-likelihood per labelled token."""
+        target = torch.tensor(labels, device=emissions.device)
+        if not self.tagger.crf:
+            return torch.nn.functional.cross_entropy(emissions.float().reshape(-1, len(LABELS)), target.reshape(-1),
+                                                     ignore_index=IGNORE)
+        keep = [[t for t, label in enumerate(row) if label != IGNORE] for row in labels]
+        rows = [i for i, positions in enumerate(keep) if positions]
+        width = max(len(keep[i]) for i in rows)
+        index = torch.zeros(len(rows), width, dtype=torch.long, device=emissions.device)
+        mask = torch.zeros(len(rows), width, dtype=torch.bool, device=emissions.device)
+        for r, i in enumerate(rows):
+            index[r, : len(keep[i])] = torch.tensor(keep[i])
+            mask[r, : len(keep[i])] = True
+        picked = emissions.float()[rows][torch.arange(len(rows))[:, None], index]
+        gold = torch.gather(target[rows], 1, index).clamp(min=0)
+        head = self.tagger.head
+        return -crf_log_likelihood(picked, gold, mask, head.transitions, head.start, head.end).sum() / mask.sum()
+
+    def fit(self, examples: Sequence[Example], dev: Sequence[Example] | None = None,
+            dictionary: Dictionary | None = None) -> Tagger:
         """Train on documents (or sentences) with mention spans; with ``dev``, keep the epoch whose
-        spans score best there (exact-span F1)."""
+        spans score best there (exact-span F1). ``dictionary`` finds the names a tagger with dictionary
+        features reads (needed by one)."""
         units = [u for u in sentence_examples(examples) if u[0].strip()]
         if not units:
             raise ValueError("no text to train the tagger on")
+        if self.tagger.dictionary_features and dictionary is None:
+            raise ValueError("a tagger with dictionary features needs a dictionary to train with")
         rng = random.Random(self.seed)
         torch.manual_seed(self.seed)
         model, tagger = self.tagger.model, self.tagger
         steps = self.epochs * math.ceil(len(units) / self.batch_size)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=self.learning_rate, weight_decay=0.01)
+        optimizer = torch.optim.AdamW([{"params": list(model.parameters()), "lr": self.learning_rate},
+                                       {"params": list(tagger.head.parameters()),
+                                        "lr": self.learning_rate * HEAD_LEARNING_RATE_SCALE}], weight_decay=0.01)
         warmup = max(1, int(self.warmup_share * steps))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
@@ -262,17 +443,15 @@ class TaggerTrainer:
             for b in tqdm(range(0, len(order), self.batch_size), desc=f"tagger epoch {epoch + 1}", unit="batch",
                           disable=show is False, leave=False):
                 rows = [units[i] for i in order[b : b + self.batch_size]]
-                batch, owners, offsets = tagger.encode_pieces([text for text, _ in rows])
+                texts = [text for text, _ in rows]
+                batch, owners, offsets = tagger.encode_pieces(texts)
                 labels = [self.labels(rows[o][0], rows[o][1], offsets[p]) for p, o in enumerate(owners)]
-                batch = {k: v.to(tagger.device) for k, v in batch.items()}
                 with torch.autocast(tagger.device.type, dtype=torch.bfloat16, enabled=tagger.precision == "bf16"):
-                    logits = model(**batch).logits
-                loss = torch.nn.functional.cross_entropy(
-                    logits.float().reshape(-1, len(LABELS)), torch.tensor(labels, device=tagger.device).reshape(-1),
-                    ignore_index=IGNORE)
+                    emissions = tagger.emissions(batch, tagger.dictionary_tags(texts, owners, offsets, dictionary))
+                loss = self.loss(emissions, labels)
                 optimizer.zero_grad()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                torch.nn.utils.clip_grad_norm_(list(model.parameters()) + list(tagger.head.parameters()), 1.0)
                 optimizer.step()
                 scheduler.step()
                 losses.append(loss.item())
@@ -280,24 +459,26 @@ class TaggerTrainer:
             record = {"epoch": epoch + 1, "loss": round(sum(losses) / len(losses), 4),
                       "seconds": round(time.perf_counter() - started, 1)}
             if dev:
-                record["dev"] = span_scores(tagger, dev)
+                record["dev"] = span_scores(tagger, dev, dictionary)
                 if record["dev"]["f1"] > best:
-                    best, best_state = record["dev"]["f1"], copy.deepcopy(model.state_dict())
+                    best, best_state = record["dev"]["f1"], copy.deepcopy((model.state_dict(), tagger.head.state_dict()))
             self.history.append(record)
             logger.info("tagger epoch %d: %s", epoch + 1, record)
         if best_state is not None:
-            model.load_state_dict(best_state)
+            model.load_state_dict(best_state[0])
+            tagger.head.load_state_dict(best_state[1])
         self.seconds = time.perf_counter() - started
         tagger.training = {"epochs": self.epochs, "learning_rate": self.learning_rate, "batch_size": self.batch_size,
+                           "crf": tagger.crf, "dictionary_features": tagger.dictionary_features,
                            "sentences": len(units), "seconds": round(self.seconds, 1), "history": self.history,
                            "best_dev_f1": best if dev else None}
         tagger.unsaved = True
         return tagger
 
 
-def span_scores(tagger: Tagger, examples: Sequence[Example]) -> dict[str, float]:
+def span_scores(tagger: Tagger, examples: Sequence[Example], dictionary: Dictionary | None = None) -> dict[str, float]:
     """Exact-span precision, recall and F1 of the tagger on texts with mention spans."""
-    found = tagger.spans_batch([text for text, _ in examples])
+    found = tagger.spans_batch([text for text, _ in examples], dictionary)
     tp = predicted = gold = 0
     for (_, mentions), spans in zip(examples, found):
         want = {(a, z) for a, z in mentions}
