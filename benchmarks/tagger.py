@@ -5,7 +5,8 @@
 runs, for each tagger variant (plain; CRF; CRF + dictionary features):
 
     entitylink index --ontology medic:MEDIC --mentions pubtator:TRAIN [--mentions pubtator:DEV] --sparse-weight 0.1
-    entitylink train-tagger --corpus pubtator:TRAIN --dev pubtator:DEV --index INDEX-TRAIN [--crf] [--dictionary medic:MEDIC]
+    entitylink train-tagger --corpus pubtator:TRAIN --dev pubtator:DEV --index INDEX-TRAIN \
+        [--crf] [--dictionary medic:MEDIC]
     entitylink evaluate-docs --index INDEX-TRAIN-DEV --tagger TAGGER --corpus pubtator:TEST
 
 The tagger chooses its detection threshold and sparse weight on dev with the index of MEDIC + train

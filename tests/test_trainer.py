@@ -99,6 +99,27 @@ def test_same_seed_same_model(tiny_model, medic_example):
     np.testing.assert_allclose(runs[0], runs[1], atol=1e-6)
 
 
+def test_keep_base_saves_the_weight_space_mix_of_start_and_tuned(tiny_model, medic_example, tmp_path):
+    def weights(encoder):
+        return {k: v.clone() for k, v in encoder.model.state_dict().items() if v.is_floating_point()}
+
+    start = weights(Encoder(tiny_model, precision="fp32"))
+    tuned = Encoder(tiny_model, precision="fp32")
+    trainer(tuned, epochs=1, seed=3).fit(medic_example)
+    mixed = Encoder(tiny_model, precision="fp32")
+    trainer(mixed, epochs=1, seed=3, keep_base=0.25, out=tmp_path / "mixed").fit(medic_example)
+    tuned_w, mixed_w = weights(tuned), weights(mixed)
+    assert any(not torch.equal(start[k], tuned_w[k]) for k in start)
+    for name in start:
+        torch.testing.assert_close(mixed_w[name], 0.25 * start[name] + 0.75 * tuned_w[name], atol=1e-6, rtol=1e-5)
+    saved = json.loads((tmp_path / "mixed" / "entitylink_training.json").read_text())
+    assert saved["keep_base"] == 0.25
+    np.testing.assert_allclose(Encoder(tmp_path / "mixed", precision="fp32").encode(["asthma"]),
+                               mixed.encode(["asthma"]), atol=1e-6)
+    with pytest.raises(ValueError, match="keep_base"):
+        MirrorTrainer(tiny_model, keep_base=1.0)
+
+
 def test_saved_model_reloads_with_automodel_and_encoder(tiny_encoder, medic_example, tmp_path):
     from transformers import AutoModel
 

@@ -32,6 +32,7 @@ from ..model.defaults import (
     MODES,
     POOLINGS,
     PRECISIONS,
+    REGULARISERS,
     RerankerConfig,
     TaggerConfig,
     TrainingConfig,
@@ -366,6 +367,7 @@ def cmd_train_tagger(args: argparse.Namespace) -> None:
     trainer.fit(examples, dev, dictionary)
     told = f"; dev span F1 {tagger.training['best_dev_f1']:.3f}" if dev else ""
     if linker is not None:
+        tagger.save(args.out)  # the trained weights are kept whatever happens while the settings are chosen
         from ..link.annotate import choose_tagger_settings
 
         tagger.settings = {**choose_tagger_settings(linker, tagger, dev_documents), "chosen_with": str(args.index)}
@@ -491,6 +493,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--span-mask-chars", type=int, default=cfg.span_mask_chars,
                    help="mask a random span of k characters (0 = off)")
     p.add_argument("--hard-negatives", action="store_true", help="batches of nearest neighbours")
+    p.add_argument("--keep-base", type=float, default=cfg.keep_base, metavar="A",
+                   help="share of the starting model's weights kept at the end (weight-space ensemble: A x start + "
+                        "(1 - A) x tuned), so that text the ontology does not hold is not forgotten "
+                        f"(default {cfg.keep_base})")
     p.add_argument("--seed", type=int, default=cfg.seed)
     p.add_argument("--checkpoint-every", type=_positive, default=None, help="save a checkpoint every N steps")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint under --out")
@@ -516,7 +522,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lists-per-batch", type=_positive, default=rcfg.lists_per_batch,
                    help=f"(default {rcfg.lists_per_batch})")
     p.add_argument("--retriever-weight", type=float, default=rcfg.retriever_weight,
-                   help=f"weight of the KL term towards the retriever's ranking (default {rcfg.retriever_weight})")
+                   help="weight of the term that keeps the ranking near the retriever's "
+                        f"(default {rcfg.retriever_weight})")
+    p.add_argument("--regulariser", choices=REGULARISERS, default=rcfg.regulariser,
+                   help="kl: KL from the retriever's softmax; l2: xMEN's rank regulariser, the squared distance "
+                        f"of the logits from the retriever's (default {rcfg.regulariser})")
+    p.add_argument("--context-chars", type=int, default=rcfg.context_chars, metavar="N",
+                   help="read N characters either side of each mention, which goes between [START] and [END] "
+                        f"markers (0: the mention alone; xMEN reads 128; default {rcfg.context_chars})")
+    p.add_argument("--candidate-synonyms", type=int, default=rcfg.candidate_synonyms, metavar="N",
+                   help=f"read up to N other names of each candidate's concept (default {rcfg.candidate_synonyms})")
     p.add_argument("--checks", type=_positive, default=2, help="dev checks per epoch (default 2)")
 
     p = sub.add_parser("train-tagger", help="train a mention tagger (token classification) for 'annotate'",
@@ -703,7 +718,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     trainer = MirrorTrainer(
         encoder, mode=args.mode, n_names=args.n_names, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, temperature=args.temperature, dropout=args.dropout, drophead=args.drophead,
-        span_mask_chars=args.span_mask_chars, hard_negatives=args.hard_negatives, seed=args.seed,
+        span_mask_chars=args.span_mask_chars, hard_negatives=args.hard_negatives, keep_base=args.keep_base,
+        seed=args.seed,
         checkpoint_every=args.checkpoint_every, out=args.out,
     )
     trainer.fit(ontology, pairs=args.pairs, resume=args.resume)
@@ -774,14 +790,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from ..link.evaluation import evaluate, read_queries
 
     linker = _open_linker(args)
+    windows = None
     if args.corpus:
-        mentions, gold = _corpus_queries(args, linker)
+        mentions, gold, windows = _corpus_queries(args, linker)
     else:
         if args.spelling or args.drop_unknown:
             raise EntityLinkError("--spelling and --drop-unknown apply to --corpus only")
         queries = read_queries(args.queries)
         mentions, gold = queries["mention"].tolist(), queries["concept_id"].tolist()
-    result = evaluate(linker, mentions, gold, ks=args.ks)
+    result = evaluate(linker, mentions, gold, ks=args.ks, windows=windows)
     for name, value in result.metrics.items():
         print(f"{name}\t{100 * value:.2f}")
     print(f"n\t{result.n}")
@@ -791,8 +808,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2))
 
 
-def _corpus_queries(args: argparse.Namespace, linker) -> tuple[list, list[str]]:
-    """The mentions of ``--corpus`` as queries (a composite one as its list of parts) and their gold ids."""
+def _corpus_queries(args: argparse.Namespace, linker) -> tuple[list, list[str], list]:
+    """The mentions of ``--corpus`` as queries (a composite one as its list of parts), their gold ids and the
+    text around each."""
     from ..index.hybrid import HybridIndex
     from ..text.preprocess import QueryPreprocessor, drop_unknown, read_spelling
 
@@ -808,7 +826,7 @@ def _corpus_queries(args: argparse.Namespace, linker) -> tuple[list, list[str]]:
         print(f"dropped\t{dropped}", file=sys.stderr)
     if not queries:
         raise EntityLinkError(f"{args.corpus}: no annotated mentions to evaluate")
-    return [q.text for q in queries], [q.gold for q in queries]
+    return [q.text for q in queries], [q.gold for q in queries], [q.context for q in queries]
 
 
 def _open_linker(args: argparse.Namespace):
@@ -829,20 +847,25 @@ def cmd_train_reranker(args: argparse.Namespace) -> None:
     from ..text.preprocess import QueryPreprocessor
     from ..text.pubtator import read_pubtator
 
+    if args.context_chars < 0 or args.candidate_synonyms < 0:
+        raise EntityLinkError("--context-chars and --candidate-synonyms must be at least 0")
+
     def corpus_lists(spec: str, linker):
         path = spec.split(":", 1)[1] if spec.lower().startswith("pubtator:") else spec
         queries = [q for q in QueryPreprocessor().queries(read_pubtator(path)) if not q.is_composite and q.parts[0]]
         if not queries:
             raise EntityLinkError(f"{path}: no annotated mentions to train on")
         return lists_from_mentions(linker, [q.parts[0] for q in queries], [q.gold for q in queries],
-                                   args.candidates, show_progress=True)
+                                   args.candidates, show_progress=True, synonyms=args.candidate_synonyms,
+                                   windows=[q.context for q in queries])
 
     options = {"precision": args.precision, "device": args.device}
     linker = Linker.load(args.index, **options)  # lists_from_* mine the retriever alone, never its reranker
     if args.corpus:
         lists = corpus_lists(args.corpus, linker)
     else:
-        lists = lists_from_synonyms(linker, args.candidates, n=args.synonyms, seed=args.seed, show_progress=True)
+        lists = lists_from_synonyms(linker, args.candidates, n=args.synonyms, seed=args.seed, show_progress=True,
+                                    synonyms=args.candidate_synonyms)
     dev = None
     if args.dev:
         dev_linker = Linker.load(args.dev_index, **options) if args.dev_index else linker
@@ -850,9 +873,11 @@ def cmd_train_reranker(args: argparse.Namespace) -> None:
     found = sum(item.gold < len(item.names) for item in lists) / max(1, len(lists))
     print(f"{len(lists)} training lists; the gold is among the top {args.candidates} in {100 * found:.1f}%",
           file=sys.stderr)
-    trainer = RerankerTrainer(CrossEncoder(args.model, precision=args.precision, device=args.device),
-                              epochs=args.epochs, lists_per_batch=args.lists_per_batch,
+    cross_encoder = CrossEncoder(args.model, context_chars=args.context_chars, synonyms=args.candidate_synonyms,
+                                 precision=args.precision, device=args.device)
+    trainer = RerankerTrainer(cross_encoder, epochs=args.epochs, lists_per_batch=args.lists_per_batch,
                               learning_rate=args.learning_rate, retriever_weight=args.retriever_weight,
+                              regulariser=args.regulariser,
                               max_candidates=args.candidates, seed=args.seed, checks_per_epoch=args.checks)
     trainer.fit(lists, dev)
     trainer.save(args.out)

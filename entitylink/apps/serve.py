@@ -80,12 +80,15 @@ class MicroBatcher:
         self.task = None
 
     async def link(self, mentions: list[str], k: int, contexts: list[str | None] | None = None,
-                   threshold: float | None = None, rerank: bool = True) -> list[list[Candidate]]:
-        """Candidates of the mentions, linked together with the other requests waiting; ``threshold`` and
-        ``rerank`` as for :meth:`Linker.link` (requests with other values are linked in their own call)."""
+                   threshold: float | None = None, rerank: bool = True,
+                   windows: list[tuple[str, str] | None] | None = None) -> list[list[Candidate]]:
+        """Candidates of the mentions, linked together with the other requests waiting; ``threshold``,
+        ``rerank`` and ``windows`` as for :meth:`Linker.link` (requests with other values of the first two are
+        linked in their own call)."""
         assert self.queue is not None, "batcher not started"
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put((mentions, k, contexts or [None] * len(mentions), future, (threshold, rerank)))
+        await self.queue.put((mentions, k, contexts or [None] * len(mentions), future, (threshold, rerank),
+                              windows or [None] * len(mentions)))
         return await future
 
     async def _run(self) -> None:
@@ -113,18 +116,20 @@ class MicroBatcher:
     async def _link_group(self, group: list, threshold: float | None, rerank: bool) -> None:
         mentions = [m for item in group for m in item[0]]
         contexts = [c for item in group for c in item[2]]
+        windows = [w for item in group for w in item[5]]
         k = max(item[1] for item in group)
         try:
             self.calls += 1
             results = await asyncio.to_thread(self.linker.link, mentions, k=k, contexts=contexts,
-                                              threshold=threshold, rerank=rerank) if mentions else []
+                                              threshold=threshold, rerank=rerank,
+                                              windows=windows if any(windows) else None) if mentions else []
         except Exception as err:  # noqa: BLE001 - every waiting request learns of the failure
             for item in group:
                 if not item[3].done():
                     item[3].set_exception(err)
             return
         start = 0
-        for item_mentions, item_k, _, future, _ in group:
+        for item_mentions, item_k, _, future, _, _ in group:
             part = [r[:item_k] for r in results[start : start + len(item_mentions)]]
             start += len(item_mentions)
             if not future.done():
@@ -143,10 +148,10 @@ class BatchedLinker:
         return getattr(self._linker, name)
 
     def link(self, mentions, k: int | None = None, *, threshold: float | None = None, contexts=None,
-             rerank: bool = True, **_: Any) -> list[list[Candidate]]:
+             rerank: bool = True, windows=None, **_: Any) -> list[list[Candidate]]:
         items = list(mentions)
         call = self._batcher.link(items, k or self._linker.policy.k, list(contexts) if contexts else None,
-                                  threshold=threshold, rerank=rerank)
+                                  threshold=threshold, rerank=rerank, windows=list(windows) if windows else None)
         return asyncio.run_coroutine_threadsafe(call, self._loop).result()
 
 

@@ -180,15 +180,18 @@ class EntityLinkerComponent:
                         ent._.kb_ents = candidates[(ent.start, ent.end)]
 
     def _link_upstream(self, docs: list[Doc]) -> list[Doc]:
-        mentions, contexts, owners = [], [], []
+        from ..text.spans import context_window
+
+        mentions, contexts, windows, owners = [], [], [], []
         for d, doc in enumerate(docs):
             texts, where = self._mentions(doc) if doc.ents else ([], [])
             mentions += texts
             contexts += where
+            windows += [context_window(doc.text, ent.start_char, ent.end_char) for ent in doc.ents]
             owners += [(d, e) for e in range(len(texts))]
         if not mentions:
             return docs
-        results: list[list[Candidate]] = self.linker.link(mentions, contexts=contexts)
+        results: list[list[Candidate]] = self.linker.link(mentions, contexts=contexts, windows=windows)
         per_doc: dict[int, dict[int, list[Candidate]]] = {}
         for (d, e), candidates in zip(owners, results):
             per_doc.setdefault(d, {})[e] = candidates

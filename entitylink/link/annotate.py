@@ -32,7 +32,7 @@ from ..index.hybrid import HybridIndex
 from ..index.lexical import LexicalIndex, Match
 from ..ontology.table import Ontology
 from ..text.abbreviations import AbbreviationFinder, expand
-from ..text.spans import Span, chunks, is_boundary_token, keep_non_overlapping
+from ..text.spans import Span, chunks, context_window, is_boundary_token, keep_non_overlapping
 from .linker import Candidate, Linker
 from .policy import (
     DEFAULT_BATCH_SIZE,
@@ -305,7 +305,17 @@ class Annotator:
                                 candidates[0].score, tuple(candidates), p.source)
                 found.append(_Found(entity, p.query, p.defined_at, p.concept is not None))
             docs.append(self._resolve(found))
-        if getattr(self.linker, "reranker", None) is not None:
+        reranker = getattr(self.linker, "reranker", None)
+        if reranker is not None and getattr(reranker, "context_chars", 0):
+            # a reranker that reads context re-scores each occurrence in its own sentence
+            todo = [(d, j) for d, doc in enumerate(docs) for j, f in enumerate(doc) if not f.table]
+            windows = [context_window(texts[d], docs[d][j].entity.start, docs[d][j].entity.end) for d, j in todo]
+            linked = self.linker.link([docs[d][j].query for d, j in todo], threshold=float("-inf"),
+                                      windows=windows) if todo else []
+            again = dict(zip(todo, linked))
+            return [[f.entity if f.table else _relinked(f.entity, again[(d, j)]) for j, f in enumerate(doc)]
+                    for d, doc in enumerate(docs)]
+        if reranker is not None:
             kept = list(dict.fromkeys(f.query for doc in docs for f in doc if not f.table))
             reranked = dict(zip(kept, self.linker.link(kept, threshold=float("-inf")))) if kept else {}
             return [[f.entity if f.table else _relinked(f.entity, reranked[f.query]) for f in doc] for doc in docs]

@@ -75,8 +75,11 @@ def evaluate(
     gold: Sequence[str],
     ks: Iterable[int] = (1, 5),
     show_progress: bool | None = None,
+    windows: Sequence[tuple[str, str] | None] | None = None,
 ) -> Evaluation:
     """Link ``mentions`` and score them against ``gold`` ids at each k.
+
+    ``windows``: each mention's text before and after it, for a reranker that reads context.
 
     A mention may be a list of parts (a split composite mention): all parts are linked
     in one batch and the query is right only if every part is (:func:`query_hit_rank`).
@@ -88,7 +91,8 @@ def evaluate(
         raise ValueError(f"{len(mentions)} mentions for {len(gold)} gold ids")
     parts = [[m] if isinstance(m, str) else list(m) for m in mentions]
     flat = [p for query in parts for p in query]
-    linked = linker.link(flat, k=max(ks), show_progress=show_progress)
+    flat_windows = None if windows is None else [w for query, w in zip(parts, windows) for _ in query]
+    linked = linker.link(flat, k=max(ks), show_progress=show_progress, windows=flat_windows)
     results, start = [], 0
     for mention, query in zip(mentions, parts):
         results.append(linked[start] if isinstance(mention, str) else linked[start : start + len(query)])

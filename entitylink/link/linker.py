@@ -98,6 +98,7 @@ class Linker:
                              "or open the index with Linker.load")
         self.reranker = reranker
         self._finders: dict[str, AbbreviationFinder] = {}
+        self._concept_names: dict[str, list[tuple[int, str]]] | None = None
 
     @property
     def k(self) -> int:
@@ -197,20 +198,24 @@ class Linker:
     @overload
     def link(self, mentions: str, k: int | None = ..., *, threshold: float | None = ...,
              sparse_weight: float | None = ..., contexts: Contexts = ..., rerank: bool = ...,
+             windows: Sequence[tuple[str, str] | None] | None = ...,
              show_progress: bool | None = ...) -> list[Candidate]: ...
     @overload
     def link(self, mentions: Sequence[str], k: int | None = ..., *, threshold: float | None = ...,
              sparse_weight: float | None = ..., contexts: Contexts = ..., rerank: bool = ...,
+             windows: Sequence[tuple[str, str] | None] | None = ...,
              show_progress: bool | None = ...) -> list[list[Candidate]]: ...
 
     def link(self, mentions, k=None, *, threshold=None, sparse_weight=None, contexts=None, rerank=True,
-             show_progress=None):
+             windows=None, show_progress=None):
         """Top-``k`` candidates for each mention (one list for a lone string).
 
         ``contexts`` gives each mention the text it came from (one string for all, or one per
         mention, ``None`` for none): short forms defined there are expanded as the policy's
         ``abbreviations`` says. With a reranker (and ``rerank``), the top ``rerank_k`` candidates
-        are re-scored by it and the scores are its probabilities; with a calibration, scores are
+        are re-scored by it and the scores are its probabilities; ``windows`` gives each mention the
+        text before and after it (a ``(left, right)`` pair, or ``None``), which a reranker trained
+        with context reads; with a calibration, scores are
         mapped to the probability of being right. A mention that normalises to nothing (empty, only
         punctuation) gets no candidates.
         """
@@ -224,7 +229,9 @@ class Linker:
         found = self._retrieve(texts, replace(policy, k=max(policy.k, policy.rerank_k)) if reranking else policy,
                                show_progress=show_progress)
         if reranking:
-            found = self._rerank(texts, found, policy.rerank_k)
+            if windows is not None and len(windows) != len(items):
+                raise ValueError(f"{len(windows)} windows for {len(items)} mentions")
+            found = self._rerank(texts, found, policy.rerank_k, windows)
         calibration = fitted_calibration(policy, reranked=reranking)
         if calibration is not None:
             found = _calibrated(found, calibration)
@@ -248,9 +255,36 @@ class Linker:
                 results[row] = candidates
         return results
 
-    def _rerank(self, texts: list[str], candidates: list[list[Candidate]], rerank_k: int) -> list[list[Candidate]]:
-        lists = [CandidateList(text, [c.name for c in cands], [c.score for c in cands])
-                 for text, cands in zip(texts, candidates)]
+    def candidate_texts(self, candidates: Sequence[Candidate], synonyms: int,
+                        hidden: Container[int] = ()) -> list[str]:
+        """What a reranker reads of each candidate: its name, then up to ``synonyms`` other names of its
+        concept (``name ; other ; other``), none from the entry positions in ``hidden``."""
+        if not synonyms:
+            return [c.name for c in candidates]
+        if self._concept_names is None:
+            entries: dict[str, list[tuple[int, str]]] = {}
+            for position, (cid, name) in enumerate(zip(self.index.concept_ids, self.index.names)):
+                entries.setdefault(cid, []).append((position, name))
+            self._concept_names = entries
+        out = []
+        for c in candidates:
+            seen = {c.name.lower()}
+            others = []
+            for position, name in self._concept_names.get(c.concept_id, []):
+                if len(others) == synonyms:
+                    break
+                if position not in hidden and name.lower() not in seen:
+                    seen.add(name.lower())
+                    others.append(name)
+            out.append(" ; ".join([c.name, *others]))
+        return out
+
+    def _rerank(self, texts: list[str], candidates: list[list[Candidate]], rerank_k: int,
+                windows: Sequence[tuple[str, str] | None] | None = None) -> list[list[Candidate]]:
+        synonyms = getattr(self.reranker, "synonyms", 0)
+        lists = [CandidateList(text, self.candidate_texts(cands[:rerank_k], synonyms), [c.score for c in cands],
+                               context=windows[i] if windows is not None else None)
+                 for i, (text, cands) in enumerate(zip(texts, candidates))]
         todo = [i for i, item in enumerate(lists) if item.names]
         out = [list(cands) for cands in candidates]
         for i, probs in zip(todo, rerank_lists(self.reranker, [lists[i] for i in todo], rerank_k)):

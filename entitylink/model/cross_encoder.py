@@ -26,7 +26,9 @@ logger = logging.getLogger(__name__)
 
 RERANKER_CONFIG = "entitylink_reranker.json"
 NIL_TEXT = "none of these"  # the candidate that stands for "the right concept is not in the list"
-DEFAULT_PAIR_LENGTH = 48  # tokens for mention + name (+ context)
+DEFAULT_PAIR_LENGTH = 48  # tokens for mention + name, without context
+CONTEXT_PAIR_LENGTH = 160  # tokens for context + mention + name + synonyms
+MARKERS = ("[START]", "[END]")  # around the mention when the reranker reads its context
 
 
 class CrossEncoder:
@@ -36,6 +38,10 @@ class CrossEncoder:
         model: a Hugging Face id or local directory (a saved reranker, or any encoder to start
             training from; ``"default"`` is the packaged all-MiniLM-L6-v2).
         max_length: tokens per pair; a longer pair is cut from the end of its longer side.
+        context_chars: characters of text read on each side of the mention, which is put between
+            ``[START]`` and ``[END]`` markers (0: the mention alone). A saved reranker keeps its own.
+        synonyms: other names of each candidate's concept read after its name (a saved reranker keeps
+            its own).
         precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (as for :class:`~entitylink.model.encoder.Encoder`).
         device, batch_size: where and how many pairs per forward pass (default 128 on a CPU).
     """
@@ -45,6 +51,8 @@ class CrossEncoder:
         model: str | Path = DEFAULT_MODEL,
         *,
         max_length: int | None = None,
+        context_chars: int = 0,
+        synonyms: int = 0,
         precision: Precision = DEFAULT_PRECISION,
         device: str | torch.device | None = None,
         batch_size: int | None = None,
@@ -57,7 +65,15 @@ class CrossEncoder:
         self.tokenizer, self.model, path = open_pretrained(self.model_id, AutoModelForSequenceClassification,
                                                            "reranker", num_labels=1)
         saved = read_settings(path, RERANKER_CONFIG, "reranker")
-        self.max_length = max_length or saved.get("max_length", DEFAULT_PAIR_LENGTH)
+        if context_chars < 0 or synonyms < 0:
+            raise ValueError(f"context_chars and synonyms must be at least 0, not {context_chars} and {synonyms}")
+        self.context_chars = int(saved.get("context_chars", 0) if saved else context_chars)
+        self.synonyms = int(saved.get("synonyms", 0) if saved else synonyms)
+        wide = self.context_chars or self.synonyms
+        self.max_length = max_length or saved.get("max_length", CONTEXT_PAIR_LENGTH if wide else DEFAULT_PAIR_LENGTH)
+        if self.context_chars and not set(MARKERS) <= set(self.tokenizer.get_vocab()):
+            self.tokenizer.add_special_tokens({"additional_special_tokens": list(MARKERS)})
+            self.model.resize_token_embeddings(len(self.tokenizer))
         self.nil_text = saved.get("nil_text", NIL_TEXT)
         # set by training: the scale of the retriever scores its logits are added to (None: none)
         self.retriever_temperature: float | None = saved.get("retriever_temperature")
@@ -72,6 +88,14 @@ class CrossEncoder:
 
     def __repr__(self) -> str:
         return f"CrossEncoder(model={self.model_id!r}, max_length={self.max_length}, precision={self.precision!r})"
+
+    def mention_text(self, mention: str, context: tuple[str, str] | None) -> str:
+        """What the reranker reads for a mention: ``left [START] mention [END] right`` when it reads context."""
+        if not self.context_chars or context is None:
+            return mention
+        left, right = context
+        left, right = left[-self.context_chars:], right[: self.context_chars]
+        return f"{left} {MARKERS[0]} {mention} {MARKERS[1]} {right}".strip()
 
     def tokenize(self, mentions: Sequence[str], names: Sequence[str]) -> dict[str, torch.Tensor]:
         batch = self.tokenizer(list(mentions), list(names), truncation="longest_first", max_length=self.max_length,
@@ -111,6 +135,7 @@ class CrossEncoder:
             self.model.save_pretrained(tmp, safe_serialization=True)
             self.tokenizer.save_pretrained(tmp)
             config = {"max_length": self.max_length, "nil_text": self.nil_text, "base_model": self.base_model,
+                      "context_chars": self.context_chars, "synonyms": self.synonyms,
                       "retriever_temperature": self.retriever_temperature, **(extra_config or {})}
             (tmp / RERANKER_CONFIG).write_text(json.dumps(config, indent=2, default=str))
             if add_files is not None:

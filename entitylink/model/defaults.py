@@ -46,7 +46,11 @@ class TrainingConfig:
     drophead: float = 0.0
     span_mask_chars: int = 0
     hard_negatives: bool = False
+    keep_base: float = 0.0
     seed: int = 0
+
+
+REGULARISERS = ("kl", "l2")
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,10 @@ class RerankerConfig:
     warmup_share: float = 0.1
     retriever_weight: float = 0.1
     retriever_temperature: float = 0.05
+    regulariser: str = "kl"
     max_candidates: int = 16
+    context_chars: int = 0  # characters of text either side of the mention (xMEN: 128)
+    candidate_synonyms: int = 0  # other names of each candidate's concept
     seed: int = 0
 
 

@@ -6,9 +6,14 @@ reranker corrects the retriever rather than replacing it: candidate i's logit is
 ``f`` the cross-encoder; "none of these" enters at ``s_1 / T − 1 + f(mention, "none of these")``, one
 below the retriever's best. Untrained, the reranker keeps the retriever's ranking. The loss is the
 cross-entropy of the softmax over the k + 1 logits with the gold as the target ("none of these" when the
-gold is not in the list, so NIL is learnt), plus ``retriever_weight`` × KL(retriever's softmax ‖
-reranker's softmax) over the k real candidates, which keeps the ranking near the retriever's where the
-labels say little (the idea of xMEN's reranker).
+gold is not in the list, so NIL is learnt), plus ``retriever_weight`` × a term that keeps the ranking
+near the retriever's where the labels say little: KL(retriever's softmax ‖ reranker's softmax) over the
+k real candidates (``regulariser="kl"``), or xMEN's rank regulariser, the mean squared distance of the
+reranker's logits from the retriever's (``"l2"``: here the cross-encoder's residual ``f``).
+
+A reranker may read the mention in its context (``left [START] mention [END] right``) and each candidate
+as its name followed by other names of its concept (:class:`~entitylink.model.cross_encoder.CrossEncoder`'s
+``context_chars`` and ``synonyms``), as xMEN's does.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .cross_encoder import CrossEncoder
-from .defaults import RerankerConfig
+from .defaults import REGULARISERS, RerankerConfig
 from .hardware import describe_cpu
 
 logger = logging.getLogger(__name__)
@@ -43,7 +48,8 @@ class CandidateList:
     """One training or scoring example: a mention, its candidates (best names) and where the gold is.
 
     ``gold`` is the index of the right candidate, or ``len(names)`` when none is right (NIL); ``None``
-    when unknown (scoring only).
+    when unknown (scoring only). ``names`` are what the reranker reads of each candidate (its name, and
+    its synonyms for a reranker that reads them).
     """
 
     mention: str
@@ -51,6 +57,7 @@ class CandidateList:
     retriever_scores: list[float]
     gold: int | None = None
     concept_ids: list[str] = field(default_factory=list)
+    context: tuple[str, str] | None = None  # the text before and after the mention
 
 
 _DEFAULT = RerankerConfig()
@@ -74,6 +81,7 @@ class RerankerTrainer:
         warmup_share: float = _DEFAULT.warmup_share,
         retriever_weight: float = _DEFAULT.retriever_weight,
         retriever_temperature: float = _DEFAULT.retriever_temperature,
+        regulariser: str = _DEFAULT.regulariser,
         max_candidates: int = _DEFAULT.max_candidates,
         seed: int = _DEFAULT.seed,
         checks_per_epoch: int = 1,
@@ -81,13 +89,17 @@ class RerankerTrainer:
     ):
         if epochs < 1 or lists_per_batch < 1 or max_candidates < 1:
             raise ValueError("epochs, lists_per_batch and max_candidates must be at least 1")
+        if regulariser not in REGULARISERS:
+            raise ValueError(f"regulariser must be one of {REGULARISERS}, not {regulariser!r}")
         if retriever_temperature <= 0:
             raise ValueError(f"retriever_temperature must be positive, not {retriever_temperature}")
         self.cross_encoder = cross_encoder
         self.config = RerankerConfig(epochs=epochs, lists_per_batch=lists_per_batch, learning_rate=learning_rate,
                                      weight_decay=weight_decay, warmup_share=warmup_share,
                                      retriever_weight=retriever_weight, retriever_temperature=retriever_temperature,
-                                     max_candidates=max_candidates, seed=seed)
+                                     regulariser=regulariser, max_candidates=max_candidates, seed=seed,
+                                     context_chars=cross_encoder.context_chars,
+                                     candidate_synonyms=cross_encoder.synonyms)
         self.checks_per_epoch = max(1, checks_per_epoch)
         self.show_progress = show_progress
         self.history: list[dict[str, float]] = []
@@ -101,7 +113,7 @@ class RerankerTrainer:
         mentions, names, sizes = [], [], []
         for item in lists:
             k = min(len(item.names), cfg.max_candidates)
-            mentions += [item.mention] * (k + 1)
+            mentions += [ce.mention_text(item.mention, item.context)] * (k + 1)
             names += item.names[:k] + [ce.nil_text]
             sizes.append(k)
         with torch.autocast(ce.device.type, dtype=torch.bfloat16, enabled=ce.precision == "bf16"):
@@ -113,7 +125,10 @@ class RerankerTrainer:
             start += k + 1
             gold = item.gold if item.gold is not None and item.gold < k else k  # beyond the cut: NIL
             total = total + F.cross_entropy(row[None], torch.tensor([gold], device=row.device))
-            if cfg.retriever_weight and k > 1:
+            if cfg.retriever_weight and cfg.regulariser == "l2":
+                # xMEN's rank regulariser: the logits stay near the retriever's (here: the residual near 0)
+                total = total + cfg.retriever_weight * (row[:k] - prior[:k]).pow(2).mean()
+            elif cfg.retriever_weight and k > 1:
                 target = torch.softmax(torch.tensor(item.retriever_scores[:k], device=row.device)
                                        / cfg.retriever_temperature, dim=0)
                 total = total + cfg.retriever_weight * F.kl_div(torch.log_softmax(row[:k], dim=0), target,
@@ -223,7 +238,7 @@ def rerank_lists(cross_encoder: CrossEncoder, lists: Sequence[CandidateList], ma
     mentions, names, sizes = [], [], []
     for item in lists:
         k = min(len(item.names), max_candidates)
-        mentions += [item.mention] * (k + 1)
+        mentions += [cross_encoder.mention_text(item.mention, item.context)] * (k + 1)
         names += item.names[:k] + [cross_encoder.nil_text]
         sizes.append(k)
     scores = cross_encoder.score(mentions, names, show_progress=show_progress)

@@ -461,7 +461,8 @@ class TaggerTrainer:
             if dev:
                 record["dev"] = span_scores(tagger, dev, dictionary)
                 if record["dev"]["f1"] > best:
-                    best, best_state = record["dev"]["f1"], copy.deepcopy((model.state_dict(), tagger.head.state_dict()))
+                    best = record["dev"]["f1"]
+                    best_state = copy.deepcopy((model.state_dict(), tagger.head.state_dict()))
             self.history.append(record)
             logger.info("tagger epoch %d: %s", epoch + 1, record)
         if best_state is not None:

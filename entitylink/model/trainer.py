@@ -78,6 +78,9 @@ class MirrorTrainer:
         span_mask_chars: mask a random span of this many characters in the second view (0 = off).
         hard_negatives: build batches of similar names (nearest neighbours under the
             current model), so in-batch negatives are hard.
+        keep_base: share of the starting weights kept when training ends: the saved weights are
+            ``keep_base × start + (1 − keep_base) × tuned`` (a weight-space ensemble, WiSE-FT), which keeps
+            what the starting model knows about text the ontology does not hold (0 = the tuned weights).
         seed: fixes sampling, order, masking and dropout: the same seed gives the same model.
         precision: ``"auto"`` trains with bf16 autocast only where the hardware is fast at it.
         normalizer: applied to every training text (use the index's normaliser).
@@ -104,6 +107,7 @@ class MirrorTrainer:
         drophead: float = _DEFAULT.drophead,
         span_mask_chars: int = _DEFAULT.span_mask_chars,
         hard_negatives: bool = _DEFAULT.hard_negatives,
+        keep_base: float = _DEFAULT.keep_base,
         seed: int = _DEFAULT.seed,
         precision: Literal["auto", "fp32", "bf16"] = DEFAULT_PRECISION,
         normalizer: Normalizer | None = None,
@@ -130,8 +134,10 @@ class MirrorTrainer:
             mode=mode, n_names=n_names, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
             weight_decay=weight_decay, temperature=temperature, dropout=dropout, drophead=drophead,
             span_mask_chars=span_mask_chars,
-            hard_negatives=hard_negatives, seed=seed,
+            hard_negatives=hard_negatives, keep_base=keep_base, seed=seed,
         )
+        if not 0.0 <= keep_base < 1.0:
+            raise ValueError(f"keep_base must be in [0, 1), not {keep_base}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), not {dropout}")
         self.precision = self.encoder.precision if precision == "auto" else precision
@@ -273,6 +279,7 @@ class MirrorTrainer:
             )
             logger.info("rank %d of %d: global batch %d, %d pairs per rank", ctx.rank, ctx.world,
                         cfg.batch_size, cfg.batch_size // ctx.world)
+        start_weights = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.keep_base else None
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         mask_rng = random.Random(cfg.seed)
         start_epoch, start_step, step = 0, 0, 0
@@ -328,6 +335,8 @@ class MirrorTrainer:
                             self._save_checkpoint(optimizer, epoch, i + 1, step, mask_rng)
                         ctx.barrier()
         model.eval()
+        if start_weights is not None:
+            interpolate_weights(model, start_weights, cfg.keep_base)
         self.seconds = time.perf_counter() - started
         self.encoder.unsaved = True  # until saved, an index built with it cannot reopen these weights
         if self.out is not None and ctx.is_main:
@@ -425,6 +434,14 @@ class MirrorTrainer:
         torch.set_rng_state(tensors["rng.torch"])
         logger.info("resuming from %s (step %d)", folder, meta["step"])
         return meta
+
+
+def interpolate_weights(model: torch.nn.Module, start: dict[str, torch.Tensor], keep: float) -> None:
+    """Set ``model``'s floating-point weights to ``keep × start + (1 − keep) × current``, in place."""
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point():
+                tensor.mul_(1.0 - keep).add_(start[name].to(tensor.device, tensor.dtype), alpha=keep)
 
 
 def _link_or_copy(source: str, target: str) -> None:

@@ -19,6 +19,7 @@ from ..errors import DataFormatError
 from .abbreviations import AbbreviationFinder, Detector, expand
 from .normalize import Normalizer
 from .pubtator import Document
+from .spans import context_window
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class Query:
     parts: list[str]
     gold: str
     type: str = ""
+    context: tuple[str, str] | None = None  # the text before and after the mention in its document
 
     @property
     def is_composite(self) -> bool:
@@ -154,7 +156,8 @@ class QueryPreprocessor:
                 parts = [text]
                 if self.split_composites and len(ids) > 1:
                     parts = split_composite(text, len(ids), left_shared=self.left_shared) or [text]
-                out.append(Query(m.pmid, m.text, [self.clean(p) for p in parts], symbol.join(ids), m.type))
+                out.append(Query(m.pmid, m.text, [self.clean(p) for p in parts], symbol.join(ids), m.type,
+                                 context_window(doc.text, m.start, m.end)))
         return out
 
 

@@ -57,6 +57,15 @@ class _Interval(Protocol):
 Item = TypeVar("Item", bound=_Interval)
 
 
+CONTEXT_CHARS = 128  # text kept on each side of a mention for a reranker that reads context (xMEN's)
+
+
+def context_window(text: str, start: int, end: int, chars: int = CONTEXT_CHARS) -> tuple[str, str]:
+    """The ``chars`` characters of ``text`` before ``start`` and after ``end`` (line breaks as spaces)."""
+    left, right = text[max(0, start - chars) : start], text[end : end + chars]
+    return " ".join(left.split()), " ".join(right.split())
+
+
 def keep_non_overlapping(items: Iterable[Item], rank: Callable[[Item], Any]) -> list[Item]:
     """The items that survive a greedy pass in ``rank`` order (best first) keeping each one that overlaps
     none kept before it, in text order."""
