@@ -155,3 +155,66 @@ def test_leave_one_document_out_mining_hides_only_names_of_the_mention_own_docum
     assert lists[1].gold == len(lists[1].names) and lists[2].gold < len(lists[2].names)
     alone = training_lists(bench, encoder, 0.5, LinkingPolicy(), k=200, mining="medic")
     assert not any({"X1", "X2"} & set(item.concept_ids) for item in alone)
+
+
+def test_the_l2_rank_regulariser_counts_departures_from_the_retriever(linker, tiny_model):
+    lists = [item for item in lists_from_synonyms(linker, k=8, seed=0)[:16] if len(item.names) == 8]
+    free = fast_trainer(CrossEncoder(tiny_model, precision="fp32"), epochs=1)
+    tied = fast_trainer(CrossEncoder(tiny_model, precision="fp32"), epochs=1, retriever_weight=5.0, regulariser="l2")
+    with torch.no_grad():
+        assert float(tied.loss(lists)) == pytest.approx(float(free.loss(lists)))  # zero residual: no penalty
+        for trainer in (free, tied):
+            head = [m for m in trainer.cross_encoder.model.modules() if isinstance(m, torch.nn.Linear)][-1]
+            torch.manual_seed(0)
+            head.weight.normal_(0, 1.0)
+        assert float(tied.loss(lists)) > float(free.loss(lists)) > 0
+    with pytest.raises(ValueError, match="regulariser"):
+        fast_trainer(CrossEncoder(tiny_model, precision="fp32"), regulariser="l1")
+
+
+def test_candidates_read_their_synonyms_but_never_a_hidden_entry(linker):
+    index = linker.index
+    by_concept: dict[str, list[int]] = {}
+    for position, cid in enumerate(index.concept_ids):
+        by_concept.setdefault(cid, []).append(position)
+    cid, positions = next((c, p) for c, p in by_concept.items() if len(p) >= 3)
+    from entitylink.link.linker import Candidate
+
+    first = Candidate(cid, index.names[positions[0]], 1.0)
+    text = linker.candidate_texts([first], synonyms=5)[0]
+    assert text.split(" ; ")[0] == first.name and len(text.split(" ; ")) == len(positions)
+    hidden = linker.candidate_texts([first], synonyms=5, hidden={positions[1]})[0]
+    assert index.names[positions[1]] not in hidden.split(" ; ")[1:]
+    assert linker.candidate_texts([first], synonyms=0) == [first.name]
+    for item in lists_from_synonyms(linker, k=8, seed=0, synonyms=3):  # the query's own name is no synonym
+        for name in item.names:
+            assert item.mention not in [index.normalizer(part) for part in name.split(" ; ")]
+
+
+@pytest.mark.slow
+def test_a_reranker_that_reads_context_decides_an_ambiguous_mention_by_its_sentence(tiny_model, tmp_path):
+    from entitylink import Encoder
+
+    names = tmp_path / "ms.tsv"
+    names.write_text("C1\tmultiple sclerosis\nC2\tmitral stenosis\n")
+    retriever = Linker(DictionaryIndex.build(Ontology.load(f"tsv:{names}"), Encoder(tiny_model, precision="fp32")),
+                       LinkingPolicy(rerank_k=2))
+    contexts = {"C1": [("brain lesions and demyelination with", "relapses"), ("optic neuritis then", "plaques")],
+                "C2": [("heart murmur and valve", "of the heart"), ("rheumatic fever with", "on echo")]}
+    windows = [w for ws in contexts.values() for w in ws]
+    gold = [cid for cid, ws in contexts.items() for _ in ws]
+    lists = lists_from_mentions(retriever, ["ms"] * 4, gold, k=2, windows=windows) * 4
+    assert all(item.context in windows for item in lists)
+    reader = CrossEncoder(tiny_model, context_chars=64, precision="fp32")
+    assert reader.mention_text("ms", ("left text", "right text")) == "left text [START] ms [END] right text"
+    assert reader.tokenizer.convert_tokens_to_ids("[START]") != reader.tokenizer.unk_token_id
+    blind = fast_trainer(CrossEncoder(tiny_model, precision="fp32"), epochs=30, max_candidates=2).fit(lists)
+    seeing = fast_trainer(reader, epochs=60, max_candidates=2).fit(lists)
+    assert blind.accuracy(lists) <= 0.5 < 0.9 <= seeing.accuracy(lists)  # the same mention, told apart by context
+    reader.save(tmp_path / "reranker")
+    again = CrossEncoder(tmp_path / "reranker", precision="fp32")
+    assert again.context_chars == 64 and again.mention_text("ms", ("a", "b")) == "a [START] ms [END] b"
+    linker = Linker(retriever.index, retriever.policy, reranker=again)
+    found = linker.link(["ms", "ms"], windows=[contexts["C1"][0], contexts["C2"][0]])
+    assert [f[0].concept_id for f in found] == ["C1", "C2"]
+    assert len(linker.link(["ms"])) == 1  # without windows it still links
