@@ -86,7 +86,8 @@ class Benchmark:
 
 
 def score(linker: Linker, queries: list[Query]) -> dict:
-    result = evaluate(linker, [q.text for q in queries], [q.gold for q in queries], ks=(1, 5), show_progress=False)
+    result = evaluate(linker, [q.text for q in queries], [q.gold for q in queries], ks=(1, 5), show_progress=False,
+                      windows=[q.context for q in queries])
     return {**{k: round(v, 4) for k, v in result.metrics.items()}, "n": result.n, "_details": result.details}
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import random
 import sys
 import time
 from pathlib import Path
@@ -42,7 +43,7 @@ def single_part(queries):
 
 
 def training_lists(bench: Benchmark, encoder: Encoder, weight: float, policy: LinkingPolicy, k: int,
-                   mining: str) -> list:
+                   mining: str, synonyms: int = 0) -> list:
     """Candidate lists of the train mentions, mined against MEDIC alone or leave-one-document-out.
 
     Leave-one-document-out: the dictionary is MEDIC + every train mention, and a mention may not
@@ -50,9 +51,10 @@ def training_lists(bench: Benchmark, encoder: Encoder, weight: float, policy: Li
     list (MEDIC + other documents' mentions) without containing itself.
     """
     train = single_part(bench.queries["train"])
-    mentions, gold = [q.parts[0] for q in train], [q.gold for q in train]
+    mentions, gold, windows = [q.parts[0] for q in train], [q.gold for q in train], [q.context for q in train]
     if mining == "medic":
-        return lists_from_mentions(hybrid_linker(bench.medic, encoder, weight, policy), mentions, gold, k)
+        return lists_from_mentions(hybrid_linker(bench.medic, encoder, weight, policy), mentions, gold, k,
+                                   synonyms=synonyms, windows=windows)
     linker = hybrid_linker(Ontology.concat([bench.medic, bench.mention_names("train")]), encoder, weight, policy)
     index = linker.index.dense
     position = {text: i for i, text in enumerate(index.texts)}
@@ -66,7 +68,8 @@ def training_lists(bench: Benchmark, encoder: Encoder, weight: float, policy: Li
     for pos, pmids in sources.items():
         if len(pmids) == 1:
             own.setdefault(next(iter(pmids)), set()).add(pos)
-    return lists_from_mentions(linker, mentions, gold, k, hidden=[own.get(q.pmid, set()) for q in train])
+    return lists_from_mentions(linker, mentions, gold, k, hidden=[own.get(q.pmid, set()) for q in train],
+                               synonyms=synonyms, windows=windows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retriever-weight", type=float, default=defaults.retriever_weight)
     parser.add_argument("--retriever-temperature", type=float, default=defaults.retriever_temperature)
     parser.add_argument("--checks", type=int, default=2, help="dev checks per epoch")
+    parser.add_argument("--regulariser", choices=["kl", "l2"], default=defaults.regulariser)
+    parser.add_argument("--context-chars", type=int, default=defaults.context_chars,
+                        help="text read either side of each mention (xMEN: 128)")
+    parser.add_argument("--candidate-synonyms", type=int, default=defaults.candidate_synonyms,
+                        help="other names read after each candidate's name")
+    parser.add_argument("--train-lists", type=int, default=None,
+                        help="train on this many lists, sampled (default: every train mention)")
     parser.add_argument("--mining", choices=["leave-one-document-out", "medic"], default="leave-one-document-out",
                         help="the dictionary train lists are mined against: MEDIC + the other documents' train "
                              "mentions (the distribution dev and test lists come from), or MEDIC alone")
@@ -93,11 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     encoder = cache.attach(Encoder(args.model, pooling="cls"))
     policy = LinkingPolicy(k=5, rerank_k=args.k, abbreviations=bench.preprocessor.abbreviations or "off")
 
-    train_lists = training_lists(bench, encoder, args.sparse_weight, policy, args.k, args.mining)
+    train_lists = training_lists(bench, encoder, args.sparse_weight, policy, args.k, args.mining,
+                                 args.candidate_synonyms)
+    if args.train_lists and len(train_lists) > args.train_lists:
+        train_lists = random.Random(0).sample(train_lists, args.train_lists)
     dev_dictionary = Ontology.concat([bench.medic, bench.mention_names("train")])
     dev_linker = hybrid_linker(dev_dictionary, encoder, args.sparse_weight, policy)
     dev = single_part(bench.queries["dev"])
-    dev_lists = lists_from_mentions(dev_linker, [q.parts[0] for q in dev], [q.gold for q in dev], args.k)
+    dev_lists = lists_from_mentions(dev_linker, [q.parts[0] for q in dev], [q.gold for q in dev], args.k,
+                                    synonyms=args.candidate_synonyms, windows=[q.context for q in dev])
     in_list = sum(item.gold < len(item.names) for item in train_lists) / len(train_lists)
     logger.info("%d train lists (gold in the top %d: %.3f), %d dev lists", len(train_lists), args.k, in_list,
                 len(dev_lists))
@@ -106,9 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.reuse and (folder / "entitylink_reranker.json").is_file():
         cross_encoder, trainer = CrossEncoder(folder), None
     else:
-        cross_encoder = CrossEncoder(args.model)
+        cross_encoder = CrossEncoder(args.model, context_chars=args.context_chars, synonyms=args.candidate_synonyms)
         trainer = RerankerTrainer(cross_encoder, epochs=args.epochs, learning_rate=args.learning_rate,
                                   retriever_weight=args.retriever_weight, max_candidates=args.k,
+                                  regulariser=args.regulariser,
                                   retriever_temperature=args.retriever_temperature,
                                   checks_per_epoch=args.checks)
         trainer.fit(train_lists, dev_lists)
@@ -131,11 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("%s: %s", setting, results[setting])
         if setting == "test":
             texts = [q.parts[0] for q in single_part(queries)]
+            windows = [q.context for q in single_part(queries)]
             for k in (16, 64):
                 timed = Linker(linker.index, policy.override(sparse_weight=args.sparse_weight, rerank_k=k),
                                reranker=cross_encoder)
                 t0 = time.perf_counter()
-                timed.link(texts)
+                timed.link(texts, windows=windows)
                 speed[f"mentions_per_s_rerank_{k}"] = round(len(texts) / (time.perf_counter() - t0), 1)
             t0 = time.perf_counter()
             Linker(linker.index, policy.override(sparse_weight=args.sparse_weight)).link(texts)

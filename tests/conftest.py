@@ -80,3 +80,15 @@ def medic_example():
     from entitylink import Ontology
 
     return Ontology.load(f"medic:{ONTOLOGIES / 'example_medic.txt'}")
+
+
+@pytest.fixture
+def index_dir(tiny_model, tmp_path):
+    """An index of the example MEDIC file built by ``entitylink index`` with the tiny model."""
+    from entitylink.apps.cli import main
+
+    out = tmp_path / "idx"
+    code = main(["-q", "index", "--ontology", f"medic:{ONTOLOGIES / 'example_medic.txt'}",
+                 "--model", str(tiny_model), "--precision", "fp32", "--out", str(out)])
+    assert code == 0
+    return out

@@ -9,15 +9,6 @@ from entitylink.apps.cli import main
 from .conftest import ONTOLOGIES
 
 
-@pytest.fixture
-def index_dir(tiny_model, tmp_path):
-    out = tmp_path / "idx"
-    code = main(["-q", "index", "--ontology", f"medic:{ONTOLOGIES / 'example_medic.txt'}",
-                 "--model", str(tiny_model), "--precision", "fp32", "--out", str(out)])
-    assert code == 0
-    return out
-
-
 def test_version(capsys):
     with pytest.raises(SystemExit):
         main(["--version"])

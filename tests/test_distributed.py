@@ -89,7 +89,7 @@ def test_two_gloo_ranks_link_a_file_in_order(tiny_model, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["jsonl", "pubtator"])
+@pytest.mark.parametrize("fmt", ["jsonl", "pubtator", "bioc"])
 def test_two_gloo_ranks_annotate_documents_into_one_output_in_order(tiny_model, tmp_path, fmt):
     from entitylink.apps.cli import main
 
@@ -106,7 +106,7 @@ def test_two_gloo_ranks_annotate_documents_into_one_output_in_order(tiny_model, 
                                                  str(tmp_path / "two.out"), fmt), nprocs=2, join=True)
     one, two = (tmp_path / "one.out").read_text(), (tmp_path / "two.out").read_text()
     assert one == two
-    documents_written = one.count("|t|") if fmt == "pubtator" else len(one.splitlines())
+    documents_written = {"pubtator": one.count("|t|"), "bioc": one.count("<document>")}.get(fmt, len(one.splitlines()))
     assert documents_written == 6
     assert not list(tmp_path.glob("two.out.part-*"))
 

@@ -251,28 +251,35 @@ def cmd_annotate(args: argparse.Namespace) -> None:
     ctx = context(annotator.linker.index.encoder.device)
     output = Path(args.output)
     partial = output.with_name(output.name + (f".part-{ctx.rank}" if ctx.active else ".partial"))
-    documents = ((doc_id, text) for i, (doc_id, text) in enumerate(read_documents(args.input, args.input_format))
-                 if i % ctx.world == ctx.rank)  # under torchrun each rank takes every world-th document
+    entity_type = annotator.linker.policy.entity_type or "Entity"
+    writer = _DocumentWriter(args.format, output, args.candidates, entity_type)
+    if args.input_format == "bioc":
+        from ..text.bioc_io import bioc_text, read_bioc
+
+        sources = ((str(d.id), bioc_text(d, args.input), d) for d in read_bioc(args.input))
+    else:
+        sources = ((doc_id, text, None) for doc_id, text in read_documents(args.input, args.input_format))
+    documents = (doc for i, doc in enumerate(sources) if i % ctx.world == ctx.rank)  # round-robin over ranks
     written = 0
     with open(partial, "w", encoding="utf-8") as handle, \
             tqdm(unit="doc", desc="annotating", disable=not ctx.is_main or args.quiet) as bar:
-        ids: list[str] = []
-        texts: list[str] = []
+        pending: list[tuple] = []
 
         def stream():
-            for doc_id, text in documents:
-                ids.append(doc_id)
-                texts.append(text)
-                yield text
+            for doc in documents:
+                pending.append(doc)
+                yield doc[1]
 
         failure: Exception | None = None
         try:
+            if not ctx.active:
+                handle.write(writer.head())
             for entities in annotator.annotate(stream()):
-                doc_id, text = ids.pop(0), texts.pop(0)
-                handle.write(_format_document(args.format, doc_id, text, entities, args.candidates,
-                                              annotator.linker.policy.entity_type or "Entity"))
+                handle.write(writer.block(*pending.pop(0), entities, first=written == 0 or ctx.active))
                 written += 1
                 bar.update(ctx.world)
+            if not ctx.active:
+                handle.write(writer.tail())
         except Exception as err:  # noqa: BLE001 - under torchrun the other ranks must learn of it, not wait
             handle.flush()
             failure = err
@@ -288,9 +295,10 @@ def cmd_annotate(args: argparse.Namespace) -> None:
     else:
         if ctx.is_main:
             parts = [output.with_name(f"{output.name}.part-{r}") for r in range(ctx.world)]
-            blocks = [list(_blocks(part.read_text(encoding="utf-8"), args.format)) for part in parts]
+            blocks = [writer.split(part.read_text(encoding="utf-8")) for part in parts]
             order = [blocks[i % ctx.world][i // ctx.world] for i in range(sum(map(len, blocks)))]
-            atomic_write_text(output, "".join(order))
+            atomic_write_text(output, writer.head() + "".join(writer.joined(b, i == 0) for i, b in enumerate(order))
+                              + writer.tail())
             for part in parts:
                 part.unlink()
         ctx.barrier()
@@ -407,13 +415,47 @@ def _format_document(fmt: str, doc_id: str, text: str, entities, candidates: boo
     return format_pubtator(doc_id, text, [(e.start, e.end, e.text, e.concept_id) for e in entities], entity_type)
 
 
-def _blocks(content: str, fmt: str):
-    """The per-document blocks of a written part, in order (a line of JSONL; a PubTator block)."""
-    if fmt == "jsonl":
-        yield from content.splitlines(keepends=True)
-    else:
-        for block in content.split("\n\n")[:-1]:
-            yield block + "\n\n"
+class _DocumentWriter:
+    """The output of ``annotate`` in its format: a head, one block per document, a tail (BioC's collection);
+    ``split`` and ``joined`` put the blocks of sharded parts back together."""
+
+    def __init__(self, fmt: str, output: Path, candidates: bool, entity_type: str):
+        self.fmt, self.candidates, self.entity_type = fmt, candidates, entity_type
+        self.bioc = ("json" if output.suffix.lower() == ".json" else "xml") if fmt == "bioc" else None
+
+    def head(self) -> str:
+        from ..text.bioc_io import collection_head
+
+        return collection_head(self.bioc) if self.bioc else ""
+
+    def tail(self) -> str:
+        from ..text.bioc_io import collection_tail
+
+        return collection_tail(self.bioc) if self.bioc else ""
+
+    def block(self, doc_id: str, text: str, source, entities, first: bool = True) -> str:
+        if not self.bioc:
+            return _format_document(self.fmt, doc_id, text, entities, self.candidates, self.entity_type)
+        from ..text.bioc_io import annotate_document, document_block, text_document
+
+        document = annotate_document(source if source is not None else text_document(doc_id, text), entities,
+                                     self.entity_type, self.candidates)
+        return self.joined(document_block(document, self.bioc), first)
+
+    def joined(self, block: str, first: bool) -> str:
+        from ..text.bioc_io import joined
+
+        return joined(block, first, self.bioc) if self.bioc else block
+
+    def split(self, content: str) -> list[str]:
+        """The per-document blocks of a written part, in order."""
+        if self.bioc:
+            from ..text.bioc_io import split_blocks
+
+            return split_blocks(content, self.bioc)
+        if self.fmt == "jsonl":
+            return content.splitlines(keepends=True)
+        return [block + "\n\n" for block in content.split("\n\n")[:-1]]
 
 
 def _policy_overrides(args: argparse.Namespace) -> dict:
@@ -580,12 +622,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    '{"id", "entities": [{"start", "end", "text", "concept_id", "score"}]}, '
                                    "with character offsets into the document's text.")
     _add_annotator_options(p)
-    p.add_argument("--input", required=True, help="documents: a text file (one per line), JSONL or PubTator")
+    p.add_argument("--input", required=True, help="documents: a text file (one per line), JSONL, PubTator or BioC")
     p.add_argument("--output", required=True, help="where to write the annotations")
     p.add_argument("--input-format", choices=INPUT_FORMATS, default="text",
                    help="text: one document per line, id = line number; jsonl: {\"id\", \"text\"} per line; "
-                        "pubtator: title + ' ' + abstract (default text)")
-    p.add_argument("--format", choices=["jsonl", "pubtator"], default="jsonl", help="output format (default jsonl)")
+                        "pubtator: title + ' ' + abstract; bioc: a BioC XML or JSON collection, passages at their "
+                        "offsets (default text)")
+    p.add_argument("--format", choices=["jsonl", "pubtator", "bioc"], default="jsonl",
+                   help="output format (default jsonl); bioc writes BioC XML, or BioC JSON when --output ends in "
+                        ".json, keeping a BioC input's passages, infons and annotations")
     p.add_argument("--candidates", action="store_true", help="also write each entity's candidate concepts (JSONL)")
 
     p = sub.add_parser("evaluate-docs", help="end-to-end P/R/F1 of annotation on an annotated corpus",

@@ -11,8 +11,8 @@ from .._io import read_lines
 from ..errors import DataFormatError
 from .pubtator import read_pubtator
 
-InputFormat = Literal["text", "jsonl", "pubtator"]
-INPUT_FORMATS = ("text", "jsonl", "pubtator")
+InputFormat = Literal["text", "jsonl", "pubtator", "bioc"]
+INPUT_FORMATS = ("text", "jsonl", "pubtator", "bioc")
 
 
 def read_documents(path: str | Path, fmt: InputFormat = "text") -> Iterator[tuple[str, str]]:
@@ -20,7 +20,8 @@ def read_documents(path: str | Path, fmt: InputFormat = "text") -> Iterator[tupl
 
     ``text``: one document per line, its id the line number (an empty line is an empty document);
     ``jsonl``: one ``{"id": str, "text": str}`` object per line (blank lines skipped; without ``id``,
-    the line number); ``pubtator``: title + " " + abstract, as PubTator offsets count, id = PMID.
+    the line number); ``pubtator``: title + " " + abstract, as PubTator offsets count, id = PMID;
+    ``bioc``: a BioC collection (XML or JSON), each document's passages at their offsets.
     A malformed line is a :class:`DataFormatError` naming the file and line.
     """
     if fmt == "text":
@@ -43,5 +44,10 @@ def read_documents(path: str | Path, fmt: InputFormat = "text") -> Iterator[tupl
     elif fmt == "pubtator":
         for document in read_pubtator(path):
             yield document.pmid, document.text
+    elif fmt == "bioc":
+        from .bioc_io import bioc_text, read_bioc
+
+        for document in read_bioc(path):
+            yield str(document.id), bioc_text(document, path)
     else:
         raise ValueError(f"input format must be one of {INPUT_FORMATS}, not {fmt!r}")
