@@ -2,13 +2,12 @@
 
 import json
 
+import bioc
+import bioc.biocjson
+import bioc.biocxml
 import pytest
 
 from entitylink.apps.cli import main
-
-bioc = pytest.importorskip("bioc")
-import bioc.biocjson  # noqa: E402
-import bioc.biocxml  # noqa: E402
 
 DOCS = [("11", "A heart attack in a child.", "Asthma and seizures followed; NIDDM was ruled out."),
         ("12", "Lung cancer.", "No asthma.")]
