@@ -247,11 +247,27 @@ def cmd_annotate(args: argparse.Namespace) -> None:
         raise EntityLinkError(f"--input {args.input}: no such file")
     if Path(args.output).resolve() == Path(args.input).resolve():
         raise EntityLinkError(f"--output {args.output} would overwrite --input")
-    annotator = _annotator(args)
-    ctx = context(annotator.linker.index.encoder.device)
+    engine = None
+    if args.engine == "ray":
+        from ..link.policy import LinkingPolicy
+        from ..model.distributed import Context
+        from .ray_engine import RayAnnotator
+
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise EntityLinkError("--engine ray runs from one process: start it without torchrun")
+        if not (args.index / "policy.json").is_file():
+            raise EntityLinkError(f"--index {args.index}: not an index directory (make one with `entitylink index`)")
+        entity_type = LinkingPolicy.read(args.index).entity_type or "Entity"
+        engine = RayAnnotator(args, address=args.address, workers=args.workers)
+        annotate, ctx = engine.annotate, Context()
+    else:
+        if args.address or args.workers:
+            raise EntityLinkError("--address and --workers go with --engine ray")
+        annotator = _annotator(args)
+        annotate, ctx = annotator.annotate, context(annotator.linker.index.encoder.device)
+        entity_type = annotator.linker.policy.entity_type or "Entity"
     output = Path(args.output)
     partial = output.with_name(output.name + (f".part-{ctx.rank}" if ctx.active else ".partial"))
-    entity_type = annotator.linker.policy.entity_type or "Entity"
     writer = _DocumentWriter(args.format, output, args.candidates, entity_type)
     if args.input_format == "bioc":
         from ..text.bioc_io import bioc_text, read_bioc
@@ -274,7 +290,7 @@ def cmd_annotate(args: argparse.Namespace) -> None:
         try:
             if not ctx.active:
                 handle.write(writer.head())
-            for entities in annotator.annotate(stream()):
+            for entities in annotate(stream()):
                 handle.write(writer.block(*pending.pop(0), entities, first=written == 0 or ctx.active))
                 written += 1
                 bar.update(ctx.world)
@@ -283,6 +299,9 @@ def cmd_annotate(args: argparse.Namespace) -> None:
         except Exception as err:  # noqa: BLE001 - under torchrun the other ranks must learn of it, not wait
             handle.flush()
             failure = err
+        finally:
+            if engine is not None:
+                engine.close()
     failed = ctx.any(failure is not None)  # every rank reaches this, so a failed rank never leaves the others waiting
     if failure is not None:
         if isinstance(failure, (EntityLinkError, ValueError)):
@@ -632,6 +651,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output format (default jsonl); bioc writes BioC XML, or BioC JSON when --output ends in "
                         ".json, keeping a BioC input's passages, infons and annotations")
     p.add_argument("--candidates", action="store_true", help="also write each entity's candidate concepts (JSONL)")
+    p.add_argument("--engine", choices=["process", "ray"], default="process",
+                   help="process: this process (under torchrun, one shard per rank); ray: Ray actors that each open "
+                        "the index once, output in input order, a failed worker's documents retried "
+                        "(pip install 'entitylink[ray]'; default process)")
+    p.add_argument("--address", default=None, help="with --engine ray: the Ray cluster to join (default: start Ray "
+                                                   "on this machine, inside this process)")
+    p.add_argument("--workers", type=_positive, default=None,
+                   help="with --engine ray: actors (default: one per CPU of the cluster)")
 
     p = sub.add_parser("evaluate-docs", help="end-to-end P/R/F1 of annotation on an annotated corpus",
                        description="Annotate the documents of a PubTator corpus and score the result against its "
