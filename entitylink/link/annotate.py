@@ -141,7 +141,7 @@ class Annotator:
             raise ValueError(f"max_tokens, batch_size and max_chars must be positive, got {max_tokens}, "
                              f"{batch_size} and {max_chars}")
         policy = linker.policy
-        own = tagger.settings if detector == "tagger" else {}
+        own = (getattr(tagger, "settings", None) or {}) if detector == "tagger" else {}
         if threshold is None:
             threshold = own.get("detect_threshold", policy.detect_threshold)
         if sparse_weight is None and isinstance(linker.index, HybridIndex) and policy.calibration is None:
