@@ -422,14 +422,16 @@ def test_a_crf_tagger_with_dictionary_features_saves_the_settings_dev_chose_and_
         return [(e["text"], e["start"]) for e in json.loads(out.read_text())["entities"]]
 
     assert annotate() == [("heart attack", 2), ("asthma", 19), ("Seizures", 27), ("heart attack", 49)]
-    # an index without "heart attack" as a name: the features come from the index's names, and this toy tagger
-    # learnt to lean on them
+    # an index without "heart attack" as a name: the tagger reads the dictionary it was trained with (it carries
+    # it), so it still tags "heart attack", which the encoder then links
     names = tmp_path / "names.tsv"
     names.write_text("D009203\tMyocardial infarction\nD001249\tAsthma\nD012640\tSeizures\n")
     assert main(["-q", "index", "--ontology", f"tsv:{names}", "--model", str(tiny_model), "--precision", "fp32",
                  "--out", str(tmp_path / "small")]) == 0
     index_dir = tmp_path / "small"
-    assert annotate("--detect-threshold", "-1") == [("asthma", 19), ("Seizures", 27)]
+    assert annotate("--detect-threshold", "-1") == [("heart attack", 2), ("asthma", 19), ("Seizures", 27),
+                                                    ("heart attack", 49)]
+    assert (tagger_dir / "entitylink_tagger_dictionary.tsv").read_text().count("\n") == 123
     # a plain tagger's "heart attack" spans are linked by the encoder there, below the tagger's own threshold
     # (names found verbatim are kept whatever it is), unless --detect-threshold overrides it
     assert main(["-q", "train-tagger", "--corpus", f"pubtator:{corpus}", "--dev", f"pubtator:{corpus}", "--no-crf",

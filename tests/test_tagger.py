@@ -116,9 +116,11 @@ def test_a_crf_tagger_with_dictionary_features_trains_saves_and_reopens(tiny_mod
     found = tagger.spans("She had seizures and a heart attack.", dictionary)
     assert [s.text for s in found] == ["seizures", "heart attack"]
     tagger.settings = {"detect_threshold": 0.8, "sparse_weight": 0.0}
+    tagger.dictionary = [("D1", "heart attack"), ("D2", "asthma")]
     tagger.save(tmp_path / "tagger")
     again = Tagger(tmp_path / "tagger", precision="fp32")  # the saved CRF and features, whatever the defaults
     assert again.crf and again.dictionary_features and again.settings == tagger.settings
+    assert again.dictionary == [("D1", "heart attack"), ("D2", "asthma")]
     assert [(s.start, s.end) for s in again.spans("She had seizures and a heart attack.", dictionary)] == \
         [(s.start, s.end) for s in found]
     assert AutoModelForTokenClassification.from_pretrained(tmp_path / "tagger").config.id2label[1] == "B"

@@ -376,19 +376,18 @@ def cmd_train_tagger(args: argparse.Namespace) -> None:
         from ..link.linker import Linker
 
         linker = Linker.load(args.index, precision=args.precision, device=args.device)
-    dictionary = None
+    dictionary, pairs = None, None
     if args.dictionary:
-        from ..index.lexical import LexicalIndex
-        from ..link.annotate import dictionary_spans
+        from ..link.annotate import tagger_dictionary
         from ..ontology.table import Ontology
 
-        lexicon = LexicalIndex.from_ontology(Ontology.load(args.dictionary))
-
-        def dictionary(text: str) -> list[tuple[int, int]]:
-            return dictionary_spans(lexicon, text)
+        frame = Ontology.load(args.dictionary).frame
+        pairs = list(dict.fromkeys(zip(frame["concept_id"], frame["name"].str.replace(r"\s+", " ", regex=True))))
+        dictionary = tagger_dictionary(pairs)
 
     tagger = Tagger(args.model, max_length=args.max_length, precision=args.precision, device=args.device,
                     crf=args.crf, dictionary_features=dictionary is not None)
+    tagger.dictionary = pairs
     trainer = TaggerTrainer(tagger, epochs=args.epochs, learning_rate=args.learning_rate,
                             batch_size=args.batch_size, seed=args.seed)
     trainer.fit(examples, dev, dictionary)
@@ -618,9 +617,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=tcfg.crf,
                    help="decode word labels with a CRF layer" + (" (default on)" if tcfg.crf else " (default off)"))
     p.add_argument("--dictionary", default=None, metavar="SPEC",
-                   help="an ontology whose names the tagger reads as features (B/I/O of each name found); "
-                        "in annotation they come from the index's names. Give the ontology alone, not corpus "
-                        "mentions, so that training sees the dictionary as annotation will")
+                   help="an ontology whose names the tagger reads as features (B/I/O of each name found); the "
+                        "tagger keeps these names, so annotation reads the same features whatever the index")
     p.add_argument("--index", type=Path, default=None, metavar="DIR",
                    help="with --dev: choose the detection threshold (and, for an index with a sparse half, the "
                         "sparse weight) that annotates dev best with this index, and save them with the tagger "

@@ -70,10 +70,15 @@ class Entity:
         return out
 
 
-def dictionary_spans(lexicon: LexicalIndex, text: str) -> list[tuple[int, int]]:
-    """Where ``lexicon``'s names (verbatim or as variants) are in ``text``: what a tagger's dictionary features
-    read, in training (from the ontology) and in annotation (from the index)."""
-    return [(m.start, m.end) for m in lexicon.find(text, reordered=False)]
+def tagger_dictionary(pairs: Sequence[tuple[str, str]]):
+    """A tagger's dictionary: ``text -> spans`` of the (concept id, name) pairs' names in it, verbatim or as
+    variants; the same in training and in annotation (the tagger carries its pairs)."""
+    lexicon = LexicalIndex([name for _, name in pairs], [cid for cid, _ in pairs], equivalences=False)
+
+    def spans(text: str) -> list[tuple[int, int]]:
+        return [(m.start, m.end) for m in lexicon.find(text, reordered=False)]
+
+    return spans
 
 
 class NameMatcher(LexicalIndex):
@@ -167,10 +172,16 @@ class Annotator:
         self._seen: OrderedDict[str, list[Candidate]] = OrderedDict()  # recent texts' candidates
         self._scored: OrderedDict[str, list[Candidate]] = OrderedDict()  # partial windows' candidates
         self._lock = threading.Lock()
+        self._tagger_dictionary = None
 
     def dictionary(self, text: str) -> list[tuple[int, int]]:
-        """The spans of the index's names in ``text`` (a tagger's dictionary features)."""
-        return dictionary_spans(self.lexicon, text)
+        """The spans of dictionary names in ``text`` that a tagger with dictionary features reads: those of the
+        dictionary it was trained with (it carries it), else the index's."""
+        if self._tagger_dictionary is None:
+            pairs = getattr(self.tagger, "dictionary", None)
+            self._tagger_dictionary = tagger_dictionary(pairs) if pairs else (
+                lambda text: [(m.start, m.end) for m in self.lexicon.find(text, reordered=False)])
+        return self._tagger_dictionary(text)
 
     def _retrieve(self, queries: list[str]) -> dict[str, list[Candidate]]:
         """Candidates of each text from the retriever (the whole dictionary searched)."""

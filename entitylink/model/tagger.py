@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 TAGGER_CONFIG = "entitylink_tagger.json"
 HEAD_FILE = "entitylink_tagger_head.safetensors"
+DICTIONARY_FILE = "entitylink_tagger_dictionary.tsv"  # concept_id<TAB>name: the names its features read
 LABELS = ("O", "B", "I")
 _DEFAULT = TaggerConfig()
 IGNORE = -100
@@ -105,6 +106,10 @@ class Tagger:
         elif saved and (crf or dictionary_features):
             raise ModelLoadError(f"{path}: the tagger's settings name a CRF or dictionary features but "
                                  f"{HEAD_FILE} is missing")
+        # the dictionary a tagger with dictionary features was trained with, carried with it so that
+        # annotation reads the same features whatever the index: (concept_id, name) pairs
+        self.dictionary: list[tuple[str, str]] | None = _read_dictionary(path / DICTIONARY_FILE) \
+            if saved and (path / DICTIONARY_FILE).is_file() else None
         self._warned = False
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if limit and self.max_length > limit:
@@ -245,6 +250,9 @@ class Tagger:
                       "crf": self.crf, "dictionary_features": self.dictionary_features, "settings": self.settings,
                       "training": self.training, **(extra_config or {})}
             (tmp / TAGGER_CONFIG).write_text(json.dumps(config, indent=2, default=str))
+            if self.dictionary is not None:
+                (tmp / DICTIONARY_FILE).write_text("".join(f"{cid}\t{name}\n" for cid, name in self.dictionary),
+                                                   encoding="utf-8")
             if self.crf or self.dictionary_features:
                 from safetensors.torch import save_file
 
@@ -253,6 +261,16 @@ class Tagger:
         self.model_id = str(path.resolve())
         self.unsaved = False
         return path
+
+
+def _read_dictionary(path: Path) -> list[tuple[str, str]]:
+    pairs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        cid, tab, name = line.partition("\t")
+        if not tab or not cid or not name:
+            raise ModelLoadError(f"{path}:{number}: expected concept_id<TAB>name")
+        pairs.append((cid, name))
+    return pairs
 
 
 def decode(text: str, tokens: list[tuple[tuple[int, int], int]]) -> list[tuple[int, int]]:
