@@ -195,6 +195,30 @@ def test_a_reranker_re_scores_only_the_spans_kept(linker, tiny_model_session):
         [(expected[e.text][0].concept_id, expected[e.text][0].score) for e in dense]
 
 
+def test_a_reranker_that_reads_context_gets_each_occurrence_in_its_sentence(linker, tiny_model_session):
+    from entitylink.model.cross_encoder import CrossEncoder
+
+    reader = CrossEncoder(tiny_model_session, context_chars=20, precision="fp32")
+    reranked = Linker(linker.index, linker.policy.override(reranker="rr"), reranker=reader)
+    seen = []
+    real = reader.score
+
+    def spy(mentions, names, **kwargs):
+        seen.extend(mentions)
+        return real(mentions, names, **kwargs)
+
+    reader.score = spy
+    text = "One myocardial infarcted wall here. Later a myocardial infarcted wall again."
+    entities = Annotator(reranked, threshold=-1.0).annotate_one(text)
+    dense = [e for e in entities if e.source not in ("exact", "reordered", "coordinated")]
+    assert len(dense) == 2 and dense[0].text == dense[1].text  # one phrase, twice
+    read = list(dict.fromkeys(seen))
+    from entitylink.text.spans import context_window
+
+    assert read == [reader.mention_text(e.text, context_window(text, e.start, e.end)) for e in dense]
+    assert read[0].startswith("One [START]") and "Later a [START]" in read[1]  # each in its own sentence
+
+
 def test_phrases_seen_in_earlier_batches_are_not_linked_again(linker, monkeypatch):
     annotator = Annotator(linker, batch_size=1, threshold=-1.0)
     calls = []

@@ -71,6 +71,9 @@ class CrossEncoder:
         self.synonyms = int(saved.get("synonyms", 0) if saved else synonyms)
         wide = self.context_chars or self.synonyms
         self.max_length = max_length or saved.get("max_length", CONTEXT_PAIR_LENGTH if wide else DEFAULT_PAIR_LENGTH)
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit and self.max_length > limit:
+            self.max_length = limit  # a pair cannot be longer than the model's positions
         if self.context_chars and not set(MARKERS) <= set(self.tokenizer.get_vocab()):
             self.tokenizer.add_special_tokens({"additional_special_tokens": list(MARKERS)})
             self.model.resize_token_embeddings(len(self.tokenizer))
