@@ -41,6 +41,19 @@ def worker_memory(stop: threading.Event, peaks: dict[int, float]) -> None:
                 continue
 
 
+def compare(one: Path, two: Path) -> dict:
+    """Whether two JSONL outputs hold the same documents, spans and concepts, and how far apart their scores are."""
+    same, largest = True, 0.0
+    with open(one, encoding="utf-8") as a, open(two, encoding="utf-8") as b:
+        for x, y in zip(a, b, strict=True):
+            x, y = json.loads(x), json.loads(y)
+            keys = [[(e["start"], e["end"], e["concept_id"]) for e in doc["entities"]] for doc in (x, y)]
+            same = same and x["id"] == y["id"] and keys[0] == keys[1]
+            if keys[0] == keys[1]:
+                largest = max([largest, *(abs(e["score"] - f["score"]) for e, f in zip(x["entities"], y["entities"]))])
+    return {"identical_spans_and_concepts": same, "max_score_difference": largest}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -48,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copies", type=int, default=13)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--detector", choices=["dictionary", "exact"], default="dictionary")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                        help="bf16 scores depend a little on which texts are encoded together; fp32 ones do not")
     parser.add_argument("--work", type=Path, default=Path("benchmarks/results/annotate_scale"),
                         help="where the input and the two outputs are written (git-ignored)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/annotate_scale.json"))
@@ -61,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 handle.write(json.dumps({"id": f"{d.pmid}-{copy}", "text": d.text}) + "\n")
     n = len(documents) * args.copies
     common = ["-q", "annotate", "--index", str(args.index), "--input", str(corpus), "--input-format", "jsonl",
-              "--detector", args.detector]
+              "--detector", args.detector, "--precision", args.precision]
     runs: dict[str, dict] = {}
     for label, extra in (("one process", []), (f"ray, {args.workers} workers", ["--engine", "ray", "--workers",
                                                                                  str(args.workers)])):
@@ -79,14 +94,18 @@ def main(argv: list[str] | None = None) -> int:
                        "worker_peak_rss_mib": sorted(round(v) for v in peaks.values() if v > 200)}
         print(f"{label}: {n} abstracts in {seconds:.0f} s", file=sys.stderr)
     one, two = (args.work / "one.jsonl").read_bytes(), (args.work / "ray.jsonl").read_bytes()
+    comparison = compare(args.work / "one.jsonl", args.work / "ray.jsonl")
     ray_label = f"ray, {args.workers} workers"
     overhead = runs[ray_label]["seconds"] / runs["one process"]["seconds"] - 1
-    record = write_record(args.out, {"abstracts": n, "detector": args.detector, "runs": runs,
-                                     "ray_overhead": round(overhead, 3), "identical_outputs": one == two}, argv)
+    record = write_record(args.out, {"abstracts": n, "detector": args.detector, "precision": args.precision,
+                                     "runs": runs, "ray_overhead": round(overhead, 3), "identical_outputs": one == two,
+                                     **comparison}, argv)
     print(markdown_table(["run", "seconds", "abstracts/s", "worker peak RSS (MiB)"],
                          [[k, r["seconds"], r["abstracts_per_s"], r["worker_peak_rss_mib"] or "-"]
                           for k, r in runs.items()]))
-    print(f"Ray overhead {100 * overhead:+.1f}%; identical outputs: {record['identical_outputs']}")
+    print(f"Ray overhead {100 * overhead:+.1f}%; identical outputs: {record['identical_outputs']} (spans and "
+          f"concepts: {comparison['identical_spans_and_concepts']}, largest score difference "
+          f"{comparison['max_score_difference']:.2g})")
     return 0
 
 
