@@ -4,10 +4,11 @@ micro-batching.
     python -m benchmarks.serve_load --index demo-output/index --clients 16 --seconds 20
     python -m benchmarks.serve_load --index IDX --endpoint annotate --texts pubtator:FILE --clients 1 2 4 8
 
-``--endpoint annotate`` posts whole texts (the documents of ``--texts``, in turn) to ``/annotate`` at each
-client count, and annotates the same texts offline with the :class:`Annotator` in this process (same
-index and detection settings, one document at a time as the service sees them) for the throughput the
-service is measured against.
+``--endpoint annotate`` posts whole texts to ``/annotate``: the documents of ``--texts`` (repeatable),
+each once, taken in turn by the clients, from a freshly started service at each client count (nothing
+cached). The same texts are annotated offline with the :class:`Annotator` in this process (same index
+and detection settings, one document per call as the service sees them, nothing cached) for the
+throughput the service is measured against.
 
 Starts the server as a subprocess on 127.0.0.1 (a free port), runs bounded client loops that stop by
 themselves, and reports requests/s, mentions/s, p50/p99 latency and errors. Writes JSON with ``--out``.
@@ -67,18 +68,20 @@ async def load(base: str, clients: int, seconds: float, mentions_per_request: in
     mentions_done = 0
     stop = time.perf_counter() + seconds
 
+    queue = list(reversed(texts)) if texts else []
+
     async def client(seed: int) -> None:
         nonlocal errors, mentions_done
         rng = random.Random(seed)
-        turn = seed
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             while time.perf_counter() < stop:  # bounded: stops by itself after `seconds`
                 batch = [f"{rng.choice(MENTIONS)}" for _ in range(mentions_per_request)]
                 started = time.perf_counter()
                 try:
                     if texts:
-                        turn += clients
-                        response = await http.post("/annotate", json={"text": texts[turn % len(texts)], "k": 5})
+                        if not queue:
+                            break  # every text posted once
+                        response = await http.post("/annotate", json={"text": queue.pop(), "k": 5})
                         batch = [""]
                     else:
                         response = await http.post("/link", json={"mentions": batch, "k": 5})
@@ -124,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mentions-per-request", type=int, default=1)
     parser.add_argument("--window-ms", type=float, default=5.0)
     parser.add_argument("--endpoint", choices=["link", "annotate"], default="link")
-    parser.add_argument("--texts", default=None, metavar="pubtator:FILE", help="documents for --endpoint annotate")
+    parser.add_argument("--texts", action="append", default=[], metavar="pubtator:FILE",
+                        help="documents for --endpoint annotate (repeatable)")
     parser.add_argument("--detector", choices=["dictionary", "exact"], default="dictionary",
                         help="the service's and the offline Annotator's (--endpoint annotate)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/serve_load.json"))
@@ -134,24 +138,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.endpoint == "annotate":
         from entitylink.text.pubtator import read_pubtator
 
-        if not args.texts or not args.texts.startswith("pubtator:"):
+        if not args.texts or not all(t.startswith("pubtator:") for t in args.texts):
             raise SystemExit("--endpoint annotate needs --texts pubtator:FILE")
-        texts = [d.text for d in read_pubtator(args.texts.split(":", 1)[1])]
+        texts = list(dict.fromkeys(d.text for spec in args.texts for d in read_pubtator(spec.split(":", 1)[1])))
         record["offline_texts_per_s"] = round(offline_rate(args.index, texts, args.detector), 1)
         record["words_per_text"] = round(statistics.mean(len(t.split()) for t in texts), 1)
     results = {}
-    modes = (True,) if texts else (True, False)
-    for micro_batching in modes:
-        proc, base = start_server(args.index, micro_batching, args.window_ms, ("--detector", args.detector))
-        try:
-            asyncio.run(load(base, 2, 2, 1, texts))  # warm-up
-            for clients in args.clients:
-                mode = "micro-batching" if micro_batching else "one request at a time"
+    for micro_batching in ((True,) if texts else (True, False)):
+        mode = "micro-batching" if micro_batching else "one request at a time"
+        for clients in args.clients:
+            proc, base = start_server(args.index, micro_batching, args.window_ms, ("--detector", args.detector))
+            try:
+                asyncio.run(load(base, 1, 2, 1))  # warm-up on /link: nothing of the texts is cached
                 results[f"{mode}, {clients} clients"] = asyncio.run(
                     load(base, clients, args.seconds, args.mentions_per_request, texts))
-        finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=60)
     write_record(args.out, {"settings": {k: str(v) for k, v in vars(args).items()}, **record, "results": results},
                  argv)
     unit = "texts/s" if texts else "mentions/s"
