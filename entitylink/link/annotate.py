@@ -149,8 +149,9 @@ class Annotator:
         own = (getattr(tagger, "settings", None) or {}) if detector == "tagger" else {}
         if threshold is None:
             threshold = own.get("detect_threshold", policy.detect_threshold)
-        if sparse_weight is None and isinstance(linker.index, HybridIndex) and policy.calibration is None:
-            sparse_weight = own.get("sparse_weight")
+        if sparse_weight is None and isinstance(linker, Linker) and isinstance(linker.index, HybridIndex) \
+                and policy.calibration is None:
+            sparse_weight = own.get("sparse_weight")  # a wrapped linker (a cache, a batcher) keeps its own
         if sparse_weight is not None and sparse_weight != policy.sparse_weight:
             if not isinstance(linker, Linker):
                 raise ValueError("sparse_weight needs a Linker (give the wrapped linker its sparse weight instead)")
