@@ -141,6 +141,28 @@ def test_concurrent_requests_share_encoder_calls(linker):
     assert app.state.batcher.calls <= 3  # 20 requests, a handful of encoder calls
 
 
+def test_more_concurrent_annotate_requests_than_pool_threads_all_finish(linker):
+    """Each /annotate waits on the batcher from a pool thread; with every thread taken, batches still run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = create_app(linker, annotator=Annotator(linker, threshold=-1.0))
+
+    async def run():
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=3))
+        async with app.router.lifespan_context(app):  # the service's start: /annotate links through the batcher
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                texts = [f"Her hypertensive blood pressure {i} (HBP{i}) persisted; HBP{i} again." for i in range(8)]
+                responses = await asyncio.wait_for(
+                    asyncio.gather(*[http.post("/annotate", json={"text": t}) for t in texts]), timeout=60)
+            assert app.state.batcher.calls > 0
+        return responses
+
+    responses = asyncio.run(run())
+    assert [r.status_code for r in responses] == [200] * 8
+    assert all(any(e["text"].startswith("HBP") for e in r.json()["entities"]) for r in responses)
+
+
 def test_a_failed_batch_fails_each_of_its_requests_and_the_batcher_goes_on(linker, monkeypatch):
     from entitylink.apps.serve import MicroBatcher
 

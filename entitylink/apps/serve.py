@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -55,9 +57,11 @@ class ServiceError(Exception):
 
 
 class MicroBatcher:
-    """Groups concurrent link calls into one ``Linker.link`` call run in a worker thread.
+    """Groups concurrent link calls into one ``Linker.link`` call run in the batcher's own thread.
 
-    A failed call fails every request of its batch with the same error; the batcher goes on.
+    A failed call fails every request of its batch with the same error; the batcher goes on. The thread is
+    its own, not the event loop's pool: ``/annotate`` requests wait on the batcher from threads of that pool,
+    and when they took every thread, a batch would wait for a thread that none of them gives back.
     """
 
     def __init__(self, linker: Linker, window_ms: float, max_batch: int):
@@ -65,9 +69,11 @@ class MicroBatcher:
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
         self.calls = 0  # encoder calls made, for tests and /info
+        self._thread: ThreadPoolExecutor | None = None
 
     async def start(self) -> None:
         self.queue = asyncio.Queue()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="entitylink-batcher")
         self.task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -78,6 +84,9 @@ class MicroBatcher:
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
         self.task = None
+        if self._thread is not None:
+            self._thread.shutdown(wait=False)
+            self._thread = None
 
     async def link(self, mentions: list[str], k: int, contexts: list[str | None] | None = None,
                    threshold: float | None = None, rerank: bool = True,
@@ -120,9 +129,9 @@ class MicroBatcher:
         k = max(item[1] for item in group)
         try:
             self.calls += 1
-            results = await asyncio.to_thread(self.linker.link, mentions, k=k, contexts=contexts,
-                                              threshold=threshold, rerank=rerank,
-                                              windows=windows if any(windows) else None) if mentions else []
+            call = functools.partial(self.linker.link, mentions, k=k, contexts=contexts, threshold=threshold,
+                                     rerank=rerank, windows=windows if any(windows) else None)
+            results = await asyncio.get_running_loop().run_in_executor(self._thread, call) if mentions else []
         except Exception as err:  # noqa: BLE001 - every waiting request learns of the failure
             for item in group:
                 if not item[3].done():
