@@ -477,7 +477,10 @@ class _TaggedOnce:
     """A tagger that tags each text once (the same dev texts are annotated under many settings)."""
 
     def __init__(self, tagger: Any):
-        self.tagger, self.settings, self._spans = tagger, tagger.settings, {}
+        self.tagger, self._spans = tagger, {}
+
+    def __getattr__(self, name: str):  # settings, dictionary: the tagger's own
+        return getattr(self.tagger, name)
 
     def spans_batch(self, texts: Sequence[str], dictionary=None) -> list[list[Span]]:
         todo = [t for t in dict.fromkeys(texts) if t not in self._spans]
