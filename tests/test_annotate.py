@@ -328,3 +328,26 @@ def test_weak_labels_include_lexical_variants():
     names = ["Ovarian Tumor", "Anemia"]
     matcher = NameMatcher(names, ["C1", "C2"], Normalizer())
     assert [s.text for s in matcher.find("Ovarian tumours with anaemia.")] == ["Ovarian tumours", "anaemia"]
+
+
+def test_tagger_settings_are_chosen_with_the_tagger_own_dictionary(linker):
+    from entitylink.link.annotate import choose_tagger_settings
+    from entitylink.text.pubtator import Document, Mention
+    from entitylink.text.spans import Span
+
+    text = "A zebra fever and a heart attack."
+
+    class Tagger:  # a tagger whose dictionary has a name the index lacks
+        settings = {"detect_threshold": 0.95, "sparse_weight": 0.1}
+        dictionary = [("X1", "zebra fever")]
+        seen: list = []
+
+        def spans_batch(self, texts, dictionary=None):
+            self.seen += [dictionary(t) for t in texts]
+            return [[Span(20, 32, "heart attack")] for _ in texts]
+
+    tagger = Tagger()
+    gold = [Document("1", text, "", [Mention("1", 20, 32, "heart attack", "Disease", "D009203")])]
+    best = choose_tagger_settings(linker, tagger, gold)
+    assert tagger.seen and tagger.seen[0] == [(2, 13)]  # its own dictionary's name, not the index's names
+    assert best["dev_document_f1"] == 1.0
