@@ -344,7 +344,12 @@ def _read_corpus(spec: str, option: str) -> list:
 
 
 def _annotated(spec: str, option: str) -> list[tuple[str, list[tuple[int, int]]]]:
-    return [(d.text, [(m.start, m.end) for m in d.mentions]) for d in _read_corpus(spec, option)]
+    return _spans_of(_read_corpus(spec, option))
+
+
+def _spans_of(documents) -> list[tuple[str, list[tuple[int, int]]]]:
+    """Each annotated document's text and mention spans (a tagger's examples)."""
+    return [(d.text, [(m.start, m.end) for m in d.mentions]) for d in documents]
 
 
 def cmd_train_tagger(args: argparse.Namespace) -> None:
@@ -352,6 +357,8 @@ def cmd_train_tagger(args: argparse.Namespace) -> None:
 
     if args.texts and not args.ontology:
         raise EntityLinkError("--texts goes with --ontology (weak labels)")
+    if args.index is not None and not args.dev:
+        raise EntityLinkError("--index chooses the tagger's settings on --dev: give --dev too")
     if args.corpus:
         examples = _annotated(args.corpus, "--corpus")
     else:
@@ -367,10 +374,8 @@ def cmd_train_tagger(args: argparse.Namespace) -> None:
         else:
             examples = synthetic_examples(ontology, seed=args.seed)
         print(f"weak labels: {sum(len(m) for _, m in examples)} name(s) in {len(examples)} text(s)", file=sys.stderr)
-    if args.index is not None and not args.dev:
-        raise EntityLinkError("--index chooses the tagger's settings on --dev: give --dev too")
     dev_documents = _read_corpus(args.dev, "--dev") if args.dev else None
-    dev = [(d.text, [(m.start, m.end) for m in d.mentions]) for d in dev_documents] if dev_documents else None
+    dev = _spans_of(dev_documents) if dev_documents else None
     linker = None
     if args.index is not None:
         from ..link.linker import Linker

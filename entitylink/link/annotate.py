@@ -73,8 +73,10 @@ class Entity:
 def tagger_dictionary(pairs: Sequence[tuple[str, str]]):
     """A tagger's dictionary: ``text -> spans`` of the (concept id, name) pairs' names in it, verbatim or as
     variants; the same in training and in annotation (the tagger carries its pairs)."""
-    lexicon = LexicalIndex([name for _, name in pairs], [cid for cid, _ in pairs], equivalences=False)
+    return _name_spans(LexicalIndex([name for _, name in pairs], [cid for cid, _ in pairs], equivalences=False))
 
+
+def _name_spans(lexicon: LexicalIndex):
     def spans(text: str) -> list[tuple[int, int]]:
         return [(m.start, m.end) for m in lexicon.find(text, reordered=False)]
 
@@ -180,8 +182,7 @@ class Annotator:
         dictionary it was trained with (it carries it), else the index's."""
         if self._tagger_dictionary is None:
             pairs = getattr(self.tagger, "dictionary", None)
-            self._tagger_dictionary = tagger_dictionary(pairs) if pairs else (
-                lambda text: [(m.start, m.end) for m in self.lexicon.find(text, reordered=False)])
+            self._tagger_dictionary = tagger_dictionary(pairs) if pairs else _name_spans(self.lexicon)
         return self._tagger_dictionary(text)
 
     def _retrieve(self, queries: list[str]) -> dict[str, list[Candidate]]:

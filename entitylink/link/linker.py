@@ -98,7 +98,7 @@ class Linker:
                              "or open the index with Linker.load")
         self.reranker = reranker
         self._finders: dict[str, AbbreviationFinder] = {}
-        self._concept_names: dict[str, list[tuple[int, str]]] | None = None
+        self._concept_entries: dict[str, list[int]] | None = None
 
     @property
     def k(self) -> int:
@@ -255,22 +255,28 @@ class Linker:
                 results[row] = candidates
         return results
 
+    def concept_entries(self) -> dict[str, list[int]]:
+        """The index's entry positions of each concept, in index order (made once)."""
+        if self._concept_entries is None:
+            entries: dict[str, list[int]] = {}
+            for position, cid in enumerate(self.index.concept_ids):
+                entries.setdefault(cid, []).append(position)
+            self._concept_entries = entries
+        return self._concept_entries
+
     def candidate_texts(self, candidates: Sequence[Candidate], synonyms: int,
                         hidden: Container[int] = ()) -> list[str]:
         """What a reranker reads of each candidate: its name, then up to ``synonyms`` other names of its
         concept (``name ; other ; other``), none from the entry positions in ``hidden``."""
         if not synonyms:
             return [c.name for c in candidates]
-        if self._concept_names is None:
-            entries: dict[str, list[tuple[int, str]]] = {}
-            for position, (cid, name) in enumerate(zip(self.index.concept_ids, self.index.names)):
-                entries.setdefault(cid, []).append((position, name))
-            self._concept_names = entries
+        entries, names = self.concept_entries(), self.index.names
         out = []
         for c in candidates:
             seen = {c.name.lower()}
             others = []
-            for position, name in self._concept_names.get(c.concept_id, []):
+            for position in entries.get(c.concept_id, []):
+                name = names[position]
                 if len(others) == synonyms:
                     break
                 if position not in hidden and name.lower() not in seen:

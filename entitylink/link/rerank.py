@@ -57,11 +57,8 @@ def lists_from_synonyms(linker: Linker, k: int, n: int | None = None, seed: int 
     can be found through its other names.
     """
     index = linker.index
-    concept_entries: dict[str, list[int]] = {}
-    for position, cid in enumerate(index.concept_ids):
-        concept_entries.setdefault(cid, []).append(position)
     rng = np.random.default_rng(seed)
-    eligible = [entries for entries in concept_entries.values() if len(entries) >= 2]
+    eligible = [entries for entries in linker.concept_entries().values() if len(entries) >= 2]
     picks = [int(entries[rng.integers(len(entries))]) for entries in eligible]
     if n is not None and len(picks) > n:
         picks = [picks[i] for i in sorted(rng.choice(len(picks), n, replace=False))]

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from .._io import atomic_directory
 from ..errors import ModelLoadError
-from ..text.spans import Span, sentences
+from ..text.spans import Span, keep_non_overlapping, sentences
 from .defaults import DEFAULT_MODEL, DEFAULT_PRECISION, Precision, TaggerConfig
 from .hardware import resolve_device, resolve_precision
 from .pretrained import open_pretrained, read_settings
@@ -208,13 +208,9 @@ class Tagger:
         width = max((len(row) for row in offsets), default=0)
         tags = torch.zeros(len(offsets), width, dtype=torch.long)
         for piece, owner in enumerate(owners):
-            spans = found[owner]
             for t, (a, z) in enumerate(offsets[piece]):
                 if z > a:
-                    for s, e in spans:
-                        if s <= a < e:
-                            tags[piece, t] = 1 if a == s else 2
-                            break
+                    tags[piece, t] = _bio(a, found[owner])
         return tags.to(self.device)
 
     def emissions(self, batch: dict, tags: torch.Tensor | None) -> torch.Tensor:
@@ -319,11 +315,16 @@ def word_starts(text: str, offsets: Sequence[tuple[int, int]]) -> list[bool]:
 
 def _longest(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     """Non-overlapping spans, longest first, then leftmost."""
-    kept: list[tuple[int, int]] = []
-    for a, z in sorted(set(spans), key=lambda s: (s[0] - s[1], s[0])):
-        if all(z <= s or e <= a for s, e in kept):
-            kept.append((a, z))
-    return sorted(kept)
+    kept = keep_non_overlapping((Span(a, z, "") for a, z in set(spans)), rank=lambda s: (s.start - s.end, s.start))
+    return [(s.start, s.end) for s in kept]
+
+
+def _bio(start: int, spans: Sequence[tuple[int, int]]) -> int:
+    """The label of a word starting at ``start``: B at a span's start, I inside one, else O."""
+    for s, e in spans:
+        if s <= start < e:
+            return 1 if start == s else 2
+    return 0
 
 
 def crf_log_likelihood(emissions: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
@@ -399,17 +400,7 @@ class TaggerTrainer:
 
     def labels(self, text: str, mentions: Sequence[tuple[int, int]], offsets: list[tuple[int, int]]) -> list[int]:
         """B/I/O per token (first token of each word; other tokens and special tokens are ignored)."""
-        out = []
-        for (a, _), first in zip(offsets, word_starts(text, offsets)):
-            label = IGNORE
-            if first:
-                label = 0
-                for s, e in mentions:
-                    if s <= a < e:
-                        label = 1 if a == s else 2
-                        break
-            out.append(label)
-        return out
+        return [_bio(a, mentions) if first else IGNORE for (a, _), first in zip(offsets, word_starts(text, offsets))]
 
     def loss(self, emissions: torch.Tensor, labels: list[list[int]]) -> torch.Tensor:
         """Cross-entropy per labelled token, or with a CRF its negative log-likelihood per labelled token."""
