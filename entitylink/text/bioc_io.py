@@ -133,12 +133,6 @@ def joined(block: str, first: bool, fmt: BioCFormat) -> str:
     return block
 
 
-def collection_text(blocks: Sequence[str], fmt: BioCFormat, source: str = "entitylink") -> str:
-    """A whole collection from :func:`document_block` blocks."""
-    body = "".join(joined(block, i == 0, fmt) for i, block in enumerate(blocks))
-    return collection_head(fmt, source) + body + collection_tail(fmt)
-
-
 def split_blocks(content: str, fmt: BioCFormat) -> list[str]:
     """The document blocks of text written by :func:`document_block` (one part of a sharded run)."""
     if fmt == "json":
