@@ -125,3 +125,23 @@ def test_empty_after_normalisation_is_an_error(tiny_encoder):
 
     with pytest.raises(EntityLinkError, match="no names left"):
         DictionaryIndex.build(Ontology.from_pairs([("A", "---"), ("B", "!!")]), tiny_encoder)
+
+
+def test_exact_search_is_faiss_flat_search_in_blocks(monkeypatch):
+    import faiss
+
+    import entitylink.index.dense as dense
+
+    rng = np.random.default_rng(0)
+    stored = rng.standard_normal((500, 16)).astype(np.float32)
+    queries = rng.standard_normal((37, 16)).astype(np.float32)
+    flat = faiss.IndexFlatIP(16)
+    flat.add(stored)
+    expected_scores, expected_positions = flat.search(queries, 12)
+    for block in (1 << 25, 500 * 5):  # every query at once; 5 queries a block
+        monkeypatch.setattr(dense, "EXACT_SEARCH_BLOCK", block)
+        scores, positions = dense._exact_search(flat, queries, 12)
+        assert positions.dtype == np.int64 and (positions == expected_positions).all()
+        assert np.allclose(scores, expected_scores, atol=1e-5)
+    flat.add(rng.standard_normal((3, 16)).astype(np.float32))  # the storage moves: read it anew
+    assert (dense._exact_search(flat, queries, 12)[1] == flat.search(queries, 12)[1]).all()

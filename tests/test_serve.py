@@ -73,23 +73,80 @@ def test_annotate_finds_and_links_dictionary_names(client):
     assert [(e["start"], e["end"], e["kb_id"]) for e in entities] == [(e.start, e.end, e.concept_id) for e in expected]
 
 
-def test_annotate_links_through_the_micro_batcher_of_link(linker):
-    from entitylink.apps.serve import BatchedLinker
-
+def test_annotate_goes_through_the_micro_batcher_of_link(linker):
     annotator = Annotator(linker, threshold=-1.0)
     app = create_app(linker, settings=ServiceSettings(max_mentions=10, max_text_length=500), annotator=annotator)
     text = "Her hypertensive blood pressure (HBP) persisted; HBP and seizures again."
     expected = Annotator(linker, threshold=-1.0).annotate_one(text)
     with TestClient(app) as client:
-        assert isinstance(annotator.linker, BatchedLinker)  # one encoder, used by one thread at a time
         before = app.state.batcher.calls
         entities = client.post("/annotate", json={"text": text}).json()["entities"]
-        assert app.state.batcher.calls > before  # the long form "hypertensive blood pressure" was linked there
+        assert app.state.batcher.calls == before + 1  # one call annotated the text in the encoder thread
         links = [client.post("/link", json={"mentions": ["hypertension"]}) for _ in range(3)]
-    assert annotator.linker is linker and all(r.status_code == 200 for r in links)
+    assert all(r.status_code == 200 for r in links)
     assert [(e["start"], e["end"], e["kb_id"], e["label"]) for e in entities] == \
         [(e.start, e.end, e.concept_id, "ENTITY") for e in expected]
     assert any(e["text"] == "HBP" for e in entities)
+
+
+def test_every_model_call_runs_in_the_one_encoder_thread(linker, monkeypatch):
+    """PyTorch driven from two threads runs slower in both (a second OpenMP team): the service uses one."""
+    from entitylink.apps.serve import encoder_thread
+
+    threads = set()
+    for name in ("link", "link_within"):
+        real = getattr(linker, name)
+
+        def record(*args, _real=real, **kwargs):
+            threads.add(threading.current_thread().name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(linker, name, record)
+    thread = encoder_thread()
+    thread_name = thread.submit(lambda: threading.current_thread().name).result()
+    texts = [f"Her hypertensive blood pressure {i} (HBP{i}) persisted; seizures and heart attack." for i in range(6)]
+    for micro_batching in (True, False):
+        app = create_app(linker, annotator=Annotator(linker, threshold=-1.0), thread=thread,
+                         settings=ServiceSettings(micro_batching=micro_batching))
+
+        async def run(app=app):
+            async with app.router.lifespan_context(app):
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                    return await asyncio.gather(*[http.post("/annotate", json={"text": t}) for t in texts],
+                                                *[http.post("/link", json={"mentions": [t]}) for t in texts])
+
+        assert all(r.status_code == 200 for r in asyncio.run(run()))
+    assert threads == {thread_name}
+    thread.shutdown()
+
+
+def test_concurrent_annotate_requests_share_annotate_calls(linker):
+    annotator = Annotator(linker, threshold=-1.0)
+    sizes = []
+    real = annotator.annotate
+
+    def annotate(texts):
+        texts = list(texts)
+        sizes.append(len(texts))
+        return real(texts)
+
+    annotator.annotate = annotate
+    app = create_app(linker, annotator=annotator)
+    texts = [f"Her hypertensive blood pressure {i} (HBP{i}) persisted; seizures and heart attack." for i in range(12)]
+    expected = [[(e.start, e.end, e.concept_id) for e in Annotator(linker, threshold=-1.0).annotate_one(t)]
+                for t in texts]
+
+    async def run():
+        async with app.router.lifespan_context(app):
+            app.state.batcher.thread.submit(time.sleep, 0.5)  # the encoder thread is busy: requests queue up
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                return await asyncio.gather(*[http.post("/annotate", json={"text": t}) for t in texts])
+
+    responses = asyncio.run(run())
+    assert [[(e["start"], e["end"], e["kb_id"]) for e in r.json()["entities"]] for r in responses] == expected
+    assert sum(sizes) == len(texts) and max(sizes) > 1  # texts that waited were annotated together
 
 
 @pytest.mark.parametrize(

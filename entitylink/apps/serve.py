@@ -8,6 +8,11 @@ Endpoints: ``POST /link``, ``POST /annotate``, ``GET /health``, ``GET /info``, `
 most ``batch_window_ms`` for others to join its batch. Both endpoints link through the one
 :class:`~entitylink.link.linker.Linker` and its policy (k, threshold, abbreviations) as saved with the
 index or overridden on the command line; a request may ask for another ``k`` up to ``max_k``.
+
+Every model call of the service runs in one thread, the one the index was loaded in (:func:`encoder_thread`):
+PyTorch's OpenMP threads, driven from a second thread, form a second team, and once libgomp manages more
+threads than there are cores it stops spinning between parallel regions; on 2 cores every encoder call then
+ran about 1.5x slower, in both threads.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -56,24 +62,67 @@ class ServiceError(Exception):
         self.status, self.message = status, message
 
 
+def encoder_thread() -> ThreadPoolExecutor:
+    """The one thread that runs the service's model calls (load the linker in it too: see the module docs)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="entitylink-encoder")
+
+
+@dataclass
+class _Links:
+    """A request's mentions to link, and where its answer goes."""
+
+    mentions: list[str]
+    k: int
+    contexts: list[str | None]
+    windows: list[tuple[str, str] | None]
+    key: tuple[float | None, bool]  # (threshold, rerank): requests differing here are linked in their own call
+    future: asyncio.Future
+
+    @property
+    def size(self) -> int:
+        return len(self.mentions)
+
+
+@dataclass
+class _Text:
+    """A request's text to annotate, and where its entities go."""
+
+    text: str
+    future: asyncio.Future
+    size: int = 1
+
+
 class MicroBatcher:
-    """Groups concurrent link calls into one ``Linker.link`` call run in the batcher's own thread.
+    """Groups concurrent requests into one call run in the encoder thread: the mentions of ``/link`` requests
+    into one ``Linker.link`` call, the texts of ``/annotate`` requests into one ``Annotator.annotate`` call
+    (which links each distinct span of them once).
 
     A failed call fails every request of its batch with the same error; the batcher goes on. The thread is
-    its own, not the event loop's pool: ``/annotate`` requests wait on the batcher from threads of that pool,
-    and when they took every thread, a batch would wait for a thread that none of them gives back.
+    not one of the event loop's pool, so a batch never waits for a pool thread that requests hold.
+
+    Args:
+        window_ms: the longest a ``/link`` request waits for others to join its batch (a text to annotate
+            waits for none); requests that arrive while the encoder thread is busy join the next batch.
+        max_batch: the most mentions (or texts) in one call.
+        thread: the encoder thread (:func:`encoder_thread`); default: one of the batcher's own, from
+            :meth:`start` to :meth:`stop`.
+        annotator: annotates the texts of :meth:`annotate` (an :class:`~entitylink.link.annotate.Annotator`
+            linking with ``linker``).
     """
 
-    def __init__(self, linker: Linker, window_ms: float, max_batch: int):
+    def __init__(self, linker: Linker, window_ms: float, max_batch: int, thread: ThreadPoolExecutor | None = None,
+                 annotator: Any = None):
         self.linker, self.window, self.max_batch = linker, window_ms / 1000, max_batch
+        self.annotator = annotator
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
-        self.calls = 0  # encoder calls made, for tests and /info
-        self._thread: ThreadPoolExecutor | None = None
+        self.calls = 0  # model calls made (link or annotate), for tests and /info
+        self.thread, self._own_thread = thread, thread is None
 
     async def start(self) -> None:
         self.queue = asyncio.Queue()
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="entitylink-batcher")
+        if self.thread is None:
+            self.thread = encoder_thread()
         self.task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -84,84 +133,91 @@ class MicroBatcher:
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
         self.task = None
-        if self._thread is not None:
-            self._thread.shutdown(wait=False)
-            self._thread = None
+        if self._own_thread and self.thread is not None:
+            self.thread.shutdown(wait=False)
+            self.thread = None
 
     async def link(self, mentions: list[str], k: int, contexts: list[str | None] | None = None,
                    threshold: float | None = None, rerank: bool = True,
                    windows: list[tuple[str, str] | None] | None = None) -> list[list[Candidate]]:
         """Candidates of the mentions, linked together with the other requests waiting; ``threshold``,
-        ``rerank`` and ``windows`` as for :meth:`Linker.link` (requests with other values of the first two are
-        linked in their own call)."""
+        ``rerank`` and ``windows`` as for :meth:`Linker.link`."""
         assert self.queue is not None, "batcher not started"
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put((mentions, k, contexts or [None] * len(mentions), future, (threshold, rerank),
-                              windows or [None] * len(mentions)))
+        await self.queue.put(_Links(mentions, k, contexts or [None] * len(mentions),
+                                    windows or [None] * len(mentions), (threshold, rerank), future))
+        return await future
+
+    async def annotate(self, text: str) -> list:
+        """The annotator's entities of ``text``, annotated together with the other texts waiting."""
+        assert self.queue is not None, "batcher not started"
+        if self.annotator is None:
+            raise ValueError("this batcher has no annotator")
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put(_Text(text, future))
         return await future
 
     async def _run(self) -> None:
         assert self.queue is not None
         while True:
-            first = await self.queue.get()
-            batch, size = [first], len(first[0])
-            deadline = time.perf_counter() + self.window
+            batch = [await self.queue.get()]
+            size = batch[0].size
+            # a text's spans already fill an encoder call: it goes at once, with whatever else waits
+            deadline = time.perf_counter() + (self.window if isinstance(batch[0], _Links) else 0.0)
             while size < self.max_batch:
-                timeout = deadline - time.perf_counter()
-                if timeout <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self.queue.get(), timeout)
-                except asyncio.TimeoutError:
-                    break
+                try:  # whatever arrived while the last batch ran joins at once
+                    item = self.queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    timeout = deadline - time.perf_counter()
+                    if timeout <= 0:
+                        break
+                    try:
+                        item = await asyncio.wait_for(self.queue.get(), timeout)
+                    except asyncio.TimeoutError:
+                        break
                 batch.append(item)
-                size += len(item[0])
+                size += item.size
             groups: dict[tuple, list] = {}
             for item in batch:
-                groups.setdefault(item[4], []).append(item)
-            for (threshold, rerank), group in groups.items():
-                await self._link_group(group, threshold, rerank)
+                groups.setdefault(item.key if isinstance(item, _Links) else "annotate", []).append(item)
+            for key, group in groups.items():
+                if key == "annotate":
+                    texts = [item.text for item in group]
+                    results = await self._call(group, lambda texts=texts: list(self.annotator.annotate(texts)))
+                else:
+                    results = await self._link_group(group, *key)
+                for item, result in zip(group, results or ()):
+                    if not item.future.done():
+                        item.future.set_result(result)
 
-    async def _link_group(self, group: list, threshold: float | None, rerank: bool) -> None:
-        mentions = [m for item in group for m in item[0]]
-        contexts = [c for item in group for c in item[2]]
-        windows = [w for item in group for w in item[5]]
-        k = max(item[1] for item in group)
+    async def _call(self, group: list, call) -> list | None:
+        """``call()`` in the encoder thread; a failure is given to every request of the group (and None returned)."""
         try:
             self.calls += 1
-            call = functools.partial(self.linker.link, mentions, k=k, contexts=contexts, threshold=threshold,
-                                     rerank=rerank, windows=windows if any(windows) else None)
-            results = await asyncio.get_running_loop().run_in_executor(self._thread, call) if mentions else []
+            return await asyncio.get_running_loop().run_in_executor(self.thread, call)
         except Exception as err:  # noqa: BLE001 - every waiting request learns of the failure
             for item in group:
-                if not item[3].done():
-                    item[3].set_exception(err)
-            return
-        start = 0
-        for item_mentions, item_k, _, future, _, _ in group:
-            part = [r[:item_k] for r in results[start : start + len(item_mentions)]]
-            start += len(item_mentions)
-            if not future.done():
-                future.set_result(part)
+                if not item.future.done():
+                    item.future.set_exception(err)
+            return None
 
-
-class BatchedLinker:
-    """A linker whose ``link`` calls go through a :class:`MicroBatcher`: an :class:`Annotator` running in a
-    worker thread then shares the one encoder with ``/link`` (its other calls, such as ``link_within``, go to
-    the linker itself; ``Encoder.encode`` lets one thread at a time use the encoder)."""
-
-    def __init__(self, linker: Linker, batcher: MicroBatcher, loop: asyncio.AbstractEventLoop):
-        self._linker, self._batcher, self._loop = linker, batcher, loop
-
-    def __getattr__(self, name: str):
-        return getattr(self._linker, name)
-
-    def link(self, mentions, k: int | None = None, *, threshold: float | None = None, contexts=None,
-             rerank: bool = True, windows=None, **_: Any) -> list[list[Candidate]]:
-        items = list(mentions)
-        call = self._batcher.link(items, k or self._linker.policy.k, list(contexts) if contexts else None,
-                                  threshold=threshold, rerank=rerank, windows=list(windows) if windows else None)
-        return asyncio.run_coroutine_threadsafe(call, self._loop).result()
+    async def _link_group(self, group: list[_Links], threshold: float | None, rerank: bool) -> list | None:
+        """Each request's candidates, from one ``Linker.link`` call for the group's mentions."""
+        mentions = [m for item in group for m in item.mentions]
+        if not mentions:
+            return [[] for _ in group]
+        windows = [w for item in group for w in item.windows]
+        call = functools.partial(self.linker.link, mentions, k=max(item.k for item in group),
+                                 contexts=[c for item in group for c in item.contexts], threshold=threshold,
+                                 rerank=rerank, windows=windows if any(windows) else None)
+        results = await self._call(group, call)
+        if results is None:
+            return None
+        out, start = [], 0
+        for item in group:
+            out.append([r[: item.k] for r in results[start : start + item.size]])
+            start += item.size
+        return out
 
 
 def _linking_components(nlp) -> list[str]:
@@ -171,23 +227,25 @@ def _linking_components(nlp) -> list[str]:
     return [name for name, component in nlp.pipeline if isinstance(component, EntityLinkerComponent)]
 
 
-def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None, annotator=None) -> FastAPI:
+def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None, annotator=None,
+               thread: ThreadPoolExecutor | None = None) -> FastAPI:
     """The FastAPI application linking with ``linker``; ``/annotate`` finds mentions with the spaCy pipeline
-    ``nlp`` if given, else with ``annotator`` (an :class:`~entitylink.link.annotate.Annotator`)."""
+    ``nlp`` if given, else with ``annotator`` (an :class:`~entitylink.link.annotate.Annotator`). ``thread``
+    runs every model call (:func:`encoder_thread`, best the one ``linker`` was loaded in; default: a new one)."""
     settings = settings or ServiceSettings()
-    batcher = MicroBatcher(linker, settings.batch_window_ms, settings.max_batch)
+    own_thread = thread is None
+    thread = thread or encoder_thread()
+    batcher = MicroBatcher(linker, settings.batch_window_ms, settings.max_batch, thread, annotator)
     state: dict[str, Any] = {"nlp": nlp, "annotator": annotator, "started": time.time(), "requests": 0,
                              "skip": _linking_components(nlp) if nlp is not None else []}
 
     async def lifespan(app: FastAPI):
         if settings.micro_batching:
             await batcher.start()
-            if annotator is not None:  # the annotator's encoder calls join /link's batches
-                annotator.linker = BatchedLinker(linker, batcher, asyncio.get_running_loop())
         yield
         await batcher.stop()
-        if annotator is not None:
-            annotator.linker = linker
+        if own_thread:
+            thread.shutdown(wait=False)
 
     app = FastAPI(title="entitylink", version=__version__, lifespan=lifespan,
                   description="Biomedical entity linking: mentions or free text to ontology concept ids.")
@@ -214,7 +272,8 @@ def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None
         if settings.micro_batching:
             return await batcher.link(mentions, k, contexts)
         batcher.calls += 1
-        return await asyncio.to_thread(linker.link, mentions, k=k, contexts=contexts)
+        return await asyncio.get_running_loop().run_in_executor(
+            thread, functools.partial(linker.link, mentions, k=k, contexts=contexts))
 
     @app.post("/link", summary="Top-k concepts for each mention")
     async def link_endpoint(request: LinkRequest) -> dict:
@@ -241,7 +300,8 @@ def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None
             raise ServiceError(413, f"text longer than {settings.max_text_length} characters ({len(request.text)})")
         state["requests"] += 1
         if state["nlp"] is None:
-            found = await asyncio.to_thread(state["annotator"].annotate_one, request.text)
+            found = await batcher.annotate(request.text) if settings.micro_batching else \
+                await asyncio.get_running_loop().run_in_executor(thread, state["annotator"].annotate_one, request.text)
             return {"text": request.text, "entities": [{
                 "start": e.start, "end": e.end, "text": e.text, "label": "ENTITY", "kb_id": e.concept_id,
                 "concept_id": e.concept_id, "score": e.score, "source": e.source,
@@ -298,7 +358,8 @@ def serve(index: str | Path, *, pipeline: str | Path | None = None, host: str = 
     from ..link.policy import ANNOTATION_SETTINGS
 
     annotation = {key: policy.pop(key, None) for key in ANNOTATION_SETTINGS}
-    linker = Linker.load(index, precision=precision, **policy)
+    thread = encoder_thread()
+    linker = thread.submit(functools.partial(Linker.load, index, precision=precision, **policy)).result()
     linker.policy = linker.policy.override(**annotation)
     nlp, annotator = None, None
     if pipeline:
@@ -309,5 +370,5 @@ def serve(index: str | Path, *, pipeline: str | Path | None = None, host: str = 
         from ..link.annotate import Annotator
 
         annotator = Annotator(linker, detector=detector)
-    app = create_app(linker, nlp, settings, annotator=annotator)
+    app = create_app(linker, nlp, settings, annotator=annotator, thread=thread)
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)

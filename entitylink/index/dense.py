@@ -240,6 +240,8 @@ class DictionaryIndex:
         k = max(1, min(k, len(self)))
         if len(vectors) == 0:
             return np.empty((0, k), np.float32), np.empty((0, k), np.int64)
+        if type(self.faiss_index) is faiss.IndexFlatIP:
+            return _exact_search(self.faiss_index, vectors, k)
         return self.faiss_index.search(vectors, k)
 
     # ---------------------------------------------------------------- saving
@@ -386,6 +388,32 @@ def _warn_if_unsaved(encoder: Encoder) -> None:
             "the encoder was tuned in memory and not saved: the index records model %r, which has other "
             "weights. Save the model first (MirrorTrainer.save or Encoder.save) so the index can reopen it",
             encoder.model_id)
+
+
+EXACT_SEARCH_BLOCK = 1 << 25  # scores computed at once (queries x entries) by the exact search
+
+
+def _exact_search(flat: faiss.IndexFlatIP, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``flat.search``: the top ``k`` by one matrix product per block of queries, on the FAISS index's own
+    storage, then each score computed again on its own.
+
+    FAISS scans the whole dictionary once per query below a large batch size (its BLAS threshold); one
+    product reads it once per block: 3x faster for 10 queries and 6x for 40, the batch sizes linking and
+    annotation send. The products run on PyTorch's threads, those of the encoder. A product's last bits
+    depend on the batch it was computed in; the scores returned (and their order) do not.
+    """
+    import torch
+
+    stored = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(flat.ntotal, flat.d)
+    table, queries = torch.from_numpy(stored), torch.from_numpy(vectors)
+    positions = np.empty((len(vectors), k), np.int64)
+    rows = max(1, EXACT_SEARCH_BLOCK // flat.ntotal)
+    with torch.inference_mode():
+        for start in range(0, len(vectors), rows):
+            positions[start : start + rows] = torch.topk(queries[start : start + rows] @ table.T, k, dim=1).indices
+    scores = np.einsum("ijd,id->ij", stored[positions], vectors)
+    order = np.lexsort((positions, -scores), axis=1)  # by score, ties by position
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(positions, order, axis=1)
 
 
 def _sha256(path: Path) -> str:
