@@ -330,6 +330,53 @@ def test_weak_labels_include_lexical_variants():
     assert [s.text for s in matcher.find("Ovarian tumours with anaemia.")] == ["Ovarian tumours", "anaemia"]
 
 
+def test_a_tagger_adds_the_names_its_training_corpus_annotated_where_it_tagged_nothing(linker):
+    from entitylink.link.annotate import choose_tagger_settings
+    from entitylink.text.pubtator import Document, Mention
+    from entitylink.text.spans import Span
+
+    text = "Asthma with a Heart Attack; hypertension and heart attacks later."
+
+    class Tagger:  # tags "Asthma" only; trained on a corpus whose mentions were these
+        settings = {"detect_threshold": 0.95, "sparse_weight": 0.0}
+        dictionary = None
+        mentions = ["asthma", "heart  attack"]
+
+        def spans_batch(self, texts, dictionary=None):
+            return [[Span(0, 6, "Asthma")] for _ in texts]
+
+    def found(annotator):
+        return [(e.text, e.concept_id, e.source) for e in annotator.annotate_one(text)]
+
+    tagger = Tagger()
+    assert found(Annotator(linker, detector="tagger", tagger=tagger)) == [("Asthma", "D001249", "tagger")]
+    # names verbatim (and their variants) that were training mentions; "hypertension" is a name, never annotated
+    assert found(Annotator(linker, detector="tagger", tagger=tagger, training_mentions=True)) == [
+        ("Asthma", "D001249", "tagger"), ("Heart Attack", "D009203", "exact"), ("heart attacks", "D009203", "exact")]
+
+    class Wider(Tagger):  # also tags "with a Heart Attack", which the encoder links under the threshold
+        settings = {"detect_threshold": 2.0, "sparse_weight": 0.0}
+
+        def spans_batch(self, texts, dictionary=None):
+            return [[Span(0, 6, "Asthma"), Span(7, 26, "with a Heart Attack")] for _ in texts]
+
+    assert [e[0] for e in found(Annotator(linker, detector="tagger", tagger=Wider(), training_mentions=True))] == \
+        ["Asthma", "Heart Attack", "heart attacks"]  # a tagged span that was dropped does not hide a mention
+    assert [e[0] for e in found(Annotator(linker, detector="tagger", tagger=Wider(), threshold=-1.0,
+                                          training_mentions=True))] == ["Asthma", "with a Heart Attack", "heart attacks"]
+    gold = [Document("1", text, "", [Mention("1", 14, 26, "Heart Attack", "Disease", "D009203"),
+                                     Mention("1", 0, 6, "Asthma", "Disease", "D001249")])]
+    best = choose_tagger_settings(linker, tagger, gold)
+    assert best["training_mentions"] is True and best["dev_document_f1"] == 1.0
+    tagger.settings = best
+    assert len(found(Annotator(linker, detector="tagger", tagger=tagger))) == 3  # the tagger's own setting
+    tagger.mentions = None
+    assert choose_tagger_settings(linker, tagger, gold)["training_mentions"] is False
+    assert len(found(Annotator(linker, detector="tagger", tagger=tagger))) == 1  # nothing to add
+    with pytest.raises(ValueError, match="tagger trained on an annotated corpus"):
+        Annotator(linker, detector="tagger", tagger=tagger, training_mentions=True)
+
+
 def test_tagger_settings_are_chosen_with_the_tagger_own_dictionary(linker):
     from entitylink.link.annotate import choose_tagger_settings
     from entitylink.text.pubtator import Document, Mention

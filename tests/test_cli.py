@@ -367,6 +367,7 @@ def test_train_tagger_from_a_corpus_or_an_ontology_then_annotate_with_it(index_d
                  "--batch-size", "4", "--precision", "fp32", "--out", str(tagger_dir)]) == 0
     assert "dev span F1" in capsys.readouterr().err
     assert Tagger(tagger_dir).training["best_dev_f1"] > 0.8
+    assert Tagger(tagger_dir).mentions == ["heart attack", "asthma", "Seizures"]  # its corpus's, kept with it
     notes = tmp_path / "notes.txt"
     notes.write_text("A heart attack and asthma. Seizures followed the heart attack.\n")  # as trained on
     out = tmp_path / "out.jsonl"
@@ -386,6 +387,7 @@ def test_train_tagger_from_a_corpus_or_an_ontology_then_annotate_with_it(index_d
                  str(tiny_model), "--max-length", "32", "--epochs", "1", "--precision", "fp32",
                  "--out", str(tmp_path / "synthetic")]) == 0
     assert (tmp_path / "synthetic" / "model.safetensors").is_file()
+    assert Tagger(tmp_path / "synthetic").mentions is None  # weak labels: no annotated mentions to keep
     assert main(["-q", "train-tagger", "--corpus", f"pubtator:{corpus}", "--texts", str(texts),
                  "--out", str(tmp_path / "x")]) == 2
     assert "--texts goes with --ontology" in capsys.readouterr().err

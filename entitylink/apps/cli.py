@@ -359,8 +359,10 @@ def cmd_train_tagger(args: argparse.Namespace) -> None:
         raise EntityLinkError("--texts goes with --ontology (weak labels)")
     if args.index is not None and not args.dev:
         raise EntityLinkError("--index chooses the tagger's settings on --dev: give --dev too")
+    mentions = None
     if args.corpus:
         examples = _annotated(args.corpus, "--corpus")
+        mentions = list(dict.fromkeys(" ".join(text[a:z].split()) for text, spans in examples for a, z in spans))
     else:
         from ..link.annotate import NameMatcher, synthetic_examples
         from ..ontology.table import Ontology
@@ -393,6 +395,7 @@ def cmd_train_tagger(args: argparse.Namespace) -> None:
     tagger = Tagger(args.model, max_length=args.max_length, precision=args.precision, device=args.device,
                     crf=args.crf, dictionary_features=dictionary is not None)
     tagger.dictionary = pairs
+    tagger.mentions = mentions
     trainer = TaggerTrainer(tagger, epochs=args.epochs, learning_rate=args.learning_rate,
                             batch_size=args.batch_size, seed=args.seed)
     trainer.fit(examples, dev, dictionary)

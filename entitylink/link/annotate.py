@@ -100,6 +100,7 @@ class _Proposal:
     defined_at: tuple[int, int] | None = None  # a short form's long form in the text, where it is defined
     concept: str | None = None  # from the table: no encoder call
     entries: list[int] | None = None  # a partial match: scored against these dictionary entries only
+    fallback: bool = False  # kept only where no other entity is (a tagger's training mention)
 
 
 def _long_form_spans(text: str, short_forms: dict[str, str]) -> dict[str, tuple[int, int]]:
@@ -133,13 +134,16 @@ class Annotator:
         max_chars: longer documents are cut at sentence ends into pieces of at most this many characters
             (a short form defined in one piece is expanded in that piece only).
         overlaps, lexical: override the policy's (see :class:`~entitylink.link.policy.LinkingPolicy`).
+        training_mentions: with a tagger, also keep the names found verbatim in the text that its annotated
+            training corpus had as mentions, where no entity of the tagger's spans is (default: the tagger's
+            own setting, chosen on dev when it was trained; else off).
     """
 
     def __init__(self, linker: Linker, detector: DetectorName = "dictionary", tagger: Any = None,
                  threshold: float | None = None, max_tokens: int = DEFAULT_MAX_TOKENS,
                  batch_size: int = DEFAULT_BATCH_SIZE, max_chars: int = DEFAULT_MAX_CHARS,
                  overlaps: Overlaps | None = None, lexical: Lexical | None = None,
-                 sparse_weight: float | None = None):
+                 sparse_weight: float | None = None, training_mentions: bool | None = None):
         if detector not in DETECTOR_NAMES:
             raise ValueError(f"detector must be one of {DETECTOR_NAMES}, not {detector!r}")
         if detector == "tagger" and tagger is None:
@@ -176,6 +180,22 @@ class Annotator:
         self._scored: OrderedDict[str, list[Candidate]] = OrderedDict()  # partial windows' candidates
         self._lock = threading.Lock()
         self._tagger_dictionary = None
+        self._training_mentions: frozenset[str] = frozenset()
+        if training_mentions is None:
+            training_mentions = bool(own.get("training_mentions")) and bool(getattr(tagger, "mentions", None))
+        self.training_mentions = training_mentions
+
+    @property
+    def training_mentions(self) -> bool:
+        return bool(self._training_mentions)
+
+    @training_mentions.setter
+    def training_mentions(self, on: bool) -> None:
+        mentions = getattr(self.tagger, "mentions", None) if self.detector == "tagger" else None
+        if on and not mentions:
+            raise ValueError("training_mentions needs a tagger trained on an annotated corpus (it keeps its mentions)")
+        normalise = self.linker.index.normalizer
+        self._training_mentions = frozenset(filter(None, map(normalise, mentions))) if on else frozenset()
 
     def dictionary(self, text: str) -> list[tuple[int, int]]:
         """The spans of dictionary names in ``text`` that a tagger with dictionary features reads: those of the
@@ -259,6 +279,12 @@ class Annotator:
                 m = named.get((s.start, s.end))
                 out.append(_Proposal(s, m.name, "tagger", concept=self.lexicon.concept(m.name)) if m else
                            _Proposal(s, expand(s.text, short_forms) if short_forms else s.text, "tagger"))
+            if self._training_mentions:
+                normalise = self.linker.index.normalizer
+                out += [_Proposal(m.span(), m.name, "exact", concept=self.lexicon.concept(m.name), fallback=True)
+                        for m in matches if m.kind in ("exact", "variant")
+                        and (normalise(m.text) in self._training_mentions
+                             or normalise(m.name) in self._training_mentions)]
             return out
         defined = _long_form_spans(text, short_forms) if short_forms else {}
         out = [_Proposal(m.span(), m.name, "exact" if m.kind in ("exact", "variant") else m.kind,
@@ -316,8 +342,11 @@ class Annotator:
                         continue
                 entity = Entity(p.span.start, p.span.end, p.span.text, candidates[0].concept_id,
                                 candidates[0].score, tuple(candidates), p.source)
-                found.append(_Found(entity, p.query, p.defined_at, p.concept is not None))
-            docs.append(self._resolve(found))
+                found.append(_Found(entity, p.query, p.defined_at, p.concept is not None, p.fallback))
+            kept = self._resolve([f for f in found if not f.fallback])
+            fallback = [f for f in found if f.fallback]
+            docs.append(keep_non_overlapping(kept + fallback, rank=lambda f: (f.fallback, _rank(f))) if fallback
+                        else kept)
         reranker = getattr(self.linker, "reranker", None)
         if reranker is not None and getattr(reranker, "context_chars", 0):
             # a reranker that reads context re-scores each occurrence in its own sentence
@@ -379,6 +408,7 @@ class _Found:
     query: str
     defined_at: tuple[int, int] | None
     table: bool = False
+    fallback: bool = False
 
     @property
     def start(self) -> int:
@@ -455,8 +485,9 @@ TAGGER_SPARSE_WEIGHTS = (0.0, 0.1, 0.25, 0.5)
 
 
 def choose_tagger_settings(linker: Linker, tagger: Any, documents: Sequence) -> dict:
-    """The detection threshold (and, on an index with a sparse half, the sparse weight) with which annotation
-    by ``tagger`` scores the best document F1 on annotated ``documents`` (a dev split), and that F1."""
+    """The detection threshold (and, on an index with a sparse half, the sparse weight; for a tagger that keeps its
+    training mentions, whether annotation adds them: ``training_mentions``) with which annotation by ``tagger``
+    scores the best document F1 on annotated ``documents`` (a dev split), and that F1."""
     from .doc_evaluation import score_annotations
 
     weights = TAGGER_SPARSE_WEIGHTS if isinstance(linker.index, HybridIndex) and linker.policy.calibration is None \
@@ -465,12 +496,16 @@ def choose_tagger_settings(linker: Linker, tagger: Any, documents: Sequence) -> 
     best: dict = {}
     tagged = _TaggedOnce(tagger)
     for weight in weights:
-        annotator = Annotator(linker, detector="tagger", tagger=tagged, threshold=float("-inf"), sparse_weight=weight)
-        for threshold in TAGGER_THRESHOLDS:
-            annotator.threshold = threshold  # the linked spans are remembered: only the cut changes
-            f1 = score_annotations(documents, list(annotator.annotate(texts)))["document"]["f1"]
-            if f1 > best.get("dev_document_f1", -1.0):
-                best = {"detect_threshold": threshold, "sparse_weight": float(weight), "dev_document_f1": f1}
+        annotator = Annotator(linker, detector="tagger", tagger=tagged, threshold=float("-inf"), sparse_weight=weight,
+                              training_mentions=False)
+        for mentions in (False, True) if getattr(tagger, "mentions", None) else (False,):
+            annotator.training_mentions = mentions
+            for threshold in TAGGER_THRESHOLDS:
+                annotator.threshold = threshold  # the linked spans are remembered: only the cut changes
+                f1 = score_annotations(documents, list(annotator.annotate(texts)))["document"]["f1"]
+                if f1 > best.get("dev_document_f1", -1.0):
+                    best = {"detect_threshold": threshold, "sparse_weight": float(weight),
+                            "training_mentions": mentions, "dev_document_f1": f1}
     return best
 
 

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 TAGGER_CONFIG = "entitylink_tagger.json"
 HEAD_FILE = "entitylink_tagger_head.safetensors"
 DICTIONARY_FILE = "entitylink_tagger_dictionary.tsv"  # concept_id<TAB>name: the names its features read
+MENTIONS_FILE = "entitylink_tagger_mentions.txt"  # the mentions of its annotated training corpus, one a line
 LABELS = ("O", "B", "I")
 _DEFAULT = TaggerConfig()
 IGNORE = -100
@@ -110,6 +111,9 @@ class Tagger:
         # annotation reads the same features whatever the index: (concept_id, name) pairs
         self.dictionary: list[tuple[str, str]] | None = _read_dictionary(path / DICTIONARY_FILE) \
             if saved and (path / DICTIONARY_FILE).is_file() else None
+        # the distinct mentions of the annotated corpus it was trained on (None: weak labels, or not kept)
+        self.mentions: list[str] | None = (path / MENTIONS_FILE).read_text(encoding="utf-8").splitlines() \
+            if saved and (path / MENTIONS_FILE).is_file() else None
         self._warned = False
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if limit and self.max_length > limit:
@@ -249,6 +253,8 @@ class Tagger:
             if self.dictionary is not None:
                 (tmp / DICTIONARY_FILE).write_text("".join(f"{cid}\t{name}\n" for cid, name in self.dictionary),
                                                    encoding="utf-8")
+            if self.mentions is not None:
+                (tmp / MENTIONS_FILE).write_text("".join(f"{m}\n" for m in self.mentions), encoding="utf-8")
             if self.crf or self.dictionary_features:
                 from safetensors.torch import save_file
 
