@@ -138,7 +138,7 @@ def test_exact_search_is_faiss_flat_search_in_blocks(monkeypatch):
     flat = faiss.IndexFlatIP(16)
     flat.add(stored)
     expected_scores, expected_positions = flat.search(queries, 12)
-    for block in (1 << 25, 500 * 5):  # every query at once; 5 queries a block
+    for block in (1 << 25, 500 * 5, 1):  # every query at once; 5 queries a block; one
         monkeypatch.setattr(dense, "EXACT_SEARCH_BLOCK", block)
         scores, positions = dense._exact_search(flat, queries, 12)
         assert positions.dtype == np.int64 and (positions == expected_positions).all()

@@ -411,7 +411,11 @@ def _exact_search(flat: faiss.IndexFlatIP, vectors: np.ndarray, k: int) -> tuple
     with torch.inference_mode():
         for start in range(0, len(vectors), rows):
             positions[start : start + rows] = torch.topk(queries[start : start + rows] @ table.T, k, dim=1).indices
-    scores = np.einsum("ijd,id->ij", stored[positions], vectors)
+    scores = np.empty((len(vectors), k), np.float32)
+    rows = max(1, EXACT_SEARCH_BLOCK // (8 * k * flat.d))  # the gathered vectors stay under 128 MB
+    for start in range(0, len(vectors), rows):
+        block = slice(start, start + rows)
+        scores[block] = np.einsum("ijd,id->ij", stored[positions[block]], vectors[block])
     order = np.lexsort((positions, -scores), axis=1)  # by score, ties by position
     return np.take_along_axis(scores, order, axis=1), np.take_along_axis(positions, order, axis=1)
 
