@@ -58,6 +58,21 @@ def test_link(client):
     assert client.post("/link", json={"mentions": []}).json() == {"results": []}
 
 
+def test_link_passes_each_mention_its_context_window(client, linker, monkeypatch):
+    seen = []
+    real = linker.link
+
+    def link(mentions, **kwargs):
+        seen.append(kwargs.get("windows"))
+        return real(mentions, **kwargs)
+
+    monkeypatch.setattr(linker, "link", link)
+    body = {"mentions": ["ms", "heart attack"], "windows": [["Relapsing ", " lesions in the brain"], None]}
+    assert client.post("/link", json=body).status_code == 200
+    assert seen[-1] == [("Relapsing ", " lesions in the brain"), None]
+    assert client.post("/link", json={"mentions": ["ms"]}).status_code == 200 and seen[-1] is None
+
+
 def test_annotate_finds_and_links_dictionary_names(client):
     text = "A boy with short stature had seizures; later a Heart Attack."
     entities = client.post("/annotate", json={"text": text}).json()["entities"]
@@ -160,6 +175,9 @@ def test_concurrent_annotate_requests_share_annotate_calls(linker):
         ("/link", {"mentions": ["a" * 5000]}, 413, "longer than 1000 characters"),
         ("/link", {"mentions": [1, 2]}, 422, "invalid request"),
         ("/link", {"mentions": ["a"], "extra": True}, 422, "invalid request"),
+        ("/link", {"mentions": ["a", "b"], "windows": [["x", "y"]]}, 422, "1 windows for 2 mentions"),
+        ("/link", {"mentions": ["a"], "windows": [["x" * 600, "y"]]}, 413, "window is longer than 500"),
+        ("/link", {"mentions": ["a"], "windows": [["x"]]}, 422, "invalid request"),
         ("/annotate", {"text": "x" * 1_000_000}, 413, "text longer than 500"),
         ("/annotate", {}, 422, "invalid request"),
     ],

@@ -49,6 +49,9 @@ class LinkRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mentions: list[str] = Field(description="mentions to link")
     k: int | None = Field(None, gt=0, description="concepts per mention (default: the linking policy's)")
+    windows: list[tuple[str, str] | None] | None = Field(
+        None, description="each mention's text before and after it, [left, right] (or null), read by a reranker "
+                          "trained with context")
 
 
 class AnnotateRequest(BaseModel):
@@ -268,12 +271,13 @@ def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None
             raise ServiceError(422, f"k must be at most {settings.max_k}")
         return k
 
-    async def link(mentions: list[str], k: int, contexts: list[str | None] | None = None) -> list[list[Candidate]]:
+    async def link(mentions: list[str], k: int, contexts: list[str | None] | None = None,
+                   windows: list[tuple[str, str] | None] | None = None) -> list[list[Candidate]]:
         if settings.micro_batching:
-            return await batcher.link(mentions, k, contexts)
+            return await batcher.link(mentions, k, contexts, windows=windows)
         batcher.calls += 1
         return await asyncio.get_running_loop().run_in_executor(
-            thread, functools.partial(linker.link, mentions, k=k, contexts=contexts))
+            thread, functools.partial(linker.link, mentions, k=k, contexts=contexts, windows=windows))
 
     @app.post("/link", summary="Top-k concepts for each mention")
     async def link_endpoint(request: LinkRequest) -> dict:
@@ -285,8 +289,13 @@ def create_app(linker: Linker, nlp=None, settings: ServiceSettings | None = None
         too_long = [i for i, m in enumerate(request.mentions) if len(m) > settings.max_mention_length]
         if too_long:
             raise ServiceError(413, f"mention {too_long[0]} is longer than {settings.max_mention_length} characters")
+        if request.windows is not None and len(request.windows) != len(request.mentions):
+            raise ServiceError(422, f"{len(request.windows)} windows for {len(request.mentions)} mentions")
+        if any(w is not None and len(w[0]) + len(w[1]) > settings.max_text_length for w in request.windows or ()):
+            raise ServiceError(413, f"a window is longer than {settings.max_text_length} characters")
         state["requests"] += 1
-        results = await link(request.mentions, k)
+        windows = [tuple(w) if w is not None else None for w in request.windows] if request.windows else None
+        results = await link(request.mentions, k, windows=windows)
         return {"results": [{"mention": m, "candidates": [c._asdict() for c in cands]}
                             for m, cands in zip(request.mentions, results)]}
 
