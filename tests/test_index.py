@@ -33,6 +33,20 @@ def test_build_search_finds_each_name_itself(medic_example, tiny_encoder):
     assert len(index) == len(set(index.texts)) and index.meta["count"] == len(index)
 
 
+def test_built_and_loaded_flat_index_search_the_same_way(medic_example, tiny_encoder, tmp_path, monkeypatch):
+    import entitylink.index.dense as dense
+
+    calls = []
+    exact = dense._exact_search
+    monkeypatch.setattr(dense, "_exact_search", lambda *args: calls.append(1) or exact(*args))
+    built = DictionaryIndex.build(medic_example, tiny_encoder)
+    loaded = DictionaryIndex.load(built.save(tmp_path / "idx"), tiny_encoder)
+    queries = tiny_encoder.encode(["fever", "aniridia type 2", "colon cancer"])
+    first, second = built.search(queries, 4), loaded.search(queries, 4)
+    assert len(calls) == 2  # both through the exact search, whichever FAISS class holds the vectors
+    assert np.array_equal(first[0], second[0]) and np.array_equal(first[1], second[1])
+
+
 @pytest.mark.parametrize("float16", [False, True])
 def test_trained_index_encodes_each_name_once(medic_example, tiny_encoder, monkeypatch, float16):
     seen = []

@@ -240,7 +240,7 @@ class DictionaryIndex:
         k = max(1, min(k, len(self)))
         if len(vectors) == 0:
             return np.empty((0, k), np.float32), np.empty((0, k), np.int64)
-        if type(self.faiss_index) is faiss.IndexFlatIP:
+        if _is_flat_inner_product(self.faiss_index):
             return _exact_search(self.faiss_index, vectors, k)
         return self.faiss_index.search(vectors, k)
 
@@ -393,7 +393,12 @@ def _warn_if_unsaved(encoder: Encoder) -> None:
 EXACT_SEARCH_BLOCK = 1 << 25  # scores computed at once (queries x entries) by the exact search
 
 
-def _exact_search(flat: faiss.IndexFlatIP, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _is_flat_inner_product(index: faiss.Index) -> bool:
+    # index_factory builds an IndexFlat with the metric; read_index gives it back as an IndexFlatIP
+    return isinstance(index, faiss.IndexFlat) and index.metric_type == faiss.METRIC_INNER_PRODUCT
+
+
+def _exact_search(flat: faiss.IndexFlat, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """``flat.search``: the top ``k`` by one matrix product per block of queries, on the FAISS index's own
     storage, then each score computed again on its own.
 
