@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         train_seconds = None
         if not (args.reuse and (model_dir / "config.json").is_file()):
             started = time.perf_counter()
-            if entitylink(["-q", "train", "--ontology", spec, "--model", args.model, *args.train,
+            # keep_base 0: the tuned weights themselves, mixed below (train's default saves a 0.5 mix)
+            if entitylink(["-q", "train", "--ontology", spec, "--model", args.model, "--keep-base", "0", *args.train,
                            "--out", str(model_dir)]) != 0:
                 raise SystemExit(f"entitylink train --ontology {spec} failed")
             train_seconds = round(time.perf_counter() - started, 1)

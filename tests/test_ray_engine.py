@@ -2,6 +2,7 @@
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -40,6 +41,31 @@ def test_ray_workers_write_what_one_process_writes_even_when_one_is_killed(index
     finally:
         engine.close()
     assert got == expected  # nothing lost, nothing twice, in input order
+
+
+@pytest.mark.slow
+def test_a_busy_worker_holds_back_only_its_own_blocks(index_dir, tmp_path):
+    from entitylink.apps.cli import _annotator
+    from entitylink.apps.ray_engine import IN_FLIGHT, RayAnnotator
+
+    documents = tmp_path / "docs.txt"
+    documents.write_text("\n".join(TEXTS) + "\n")
+    args = build_parser().parse_args(["-q", "annotate", "--index", str(index_dir), "--input", str(documents),
+                                      "--output", str(tmp_path / "x.jsonl"), "--precision", "fp32"])
+    expected = list(_annotator(args).annotate(TEXTS))
+    engine = RayAnnotator(args, workers=2, block=2)
+    try:
+        ray.get([actor.pid.remote() for actor in engine.actors])
+        engine.actors[0].__ray_call__.remote(lambda worker: time.sleep(4))  # busy with something else
+        got = list(engine.annotate(TEXTS))
+        counts = [ray.get(actor.__ray_call__.remote(lambda worker: worker.texts)) for actor in engine.actors]
+    finally:
+        engine.close()
+    assert got == expected
+    assert sum(counts) == len(TEXTS)
+    # round robin gives the busy one half (20 texts); it gets its first IN_FLIGHT blocks, and a share of
+    # those left when the output had to wait for its first block
+    assert counts[0] <= 2 * IN_FLIGHT * 2 + 2
 
 
 def test_ray_options_are_checked(index_dir, tmp_path, capsys):

@@ -1,11 +1,11 @@
 """Annotation on Ray (``entitylink annotate --engine ray``; ``pip install 'entitylink[ray]'``).
 
 Each Ray actor opens the index, the tagger and the encoder once and annotates blocks of documents; the
-driver reads the input, keeps a bounded number of blocks in flight per actor, and yields the entities in
-input order, so the output is the single-process run's. The actors are restartable and their calls
-retried: a worker that dies mid-run is replaced and its blocks annotated again, so no document is lost
-or written twice. With no address Ray starts inside this process on this machine (the embedded
-default); with one it joins that cluster.
+driver reads the input, sends each block to the least busy actor (a bounded number in flight each), and
+yields the entities in input order, so the output is the single-process run's. The actors are
+restartable and their calls retried: a worker that dies mid-run is replaced and its blocks annotated
+again, so no document is lost or written twice. With no address Ray starts inside this process on this
+machine (the embedded default); with one it joins that cluster.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BLOCK = 32  # documents per call
 IN_FLIGHT = 2  # blocks queued per actor: one annotated while the next waits
+BUFFERED = 8  # annotated blocks per actor that may wait for an earlier one before the output
 
 
 class _AnnotatorWorker:
@@ -34,11 +35,14 @@ class _AnnotatorWorker:
 
         torch.set_num_threads(threads)
         self.annotator = _annotator(args)
+        self.texts = 0  # annotated so far by this actor
+
 
     def pid(self) -> int:
         return os.getpid()
 
     def annotate(self, texts: list[str]) -> list:
+        self.texts += len(texts)
         return list(self.annotator.annotate(texts))
 
 
@@ -78,28 +82,52 @@ class RayAnnotator:
         self.block = block
 
     def annotate(self, texts: Iterable[str]) -> Iterator[list]:
-        """The entities of each text, in input order."""
+        """The entities of each text, in input order.
+
+        Each block goes to the actor with the fewest blocks in flight, so a slow or restarting actor
+        holds back only its own blocks while the others go on, up to ``BUFFERED`` blocks per actor
+        waiting to be written behind the one the output waits for.
+        """
         ray = self._ray
-        pending: deque = deque()
-        turn = 0
+        pending: deque = deque()  # calls in input order
+        running: dict = {}  # call -> actor, for calls not yet seen to end
+        load = [0] * len(self.actors)
+
+        def settle(wait: bool) -> None:
+            if running:
+                done, _ = ray.wait(list(running), num_returns=1 if wait else len(running),
+                                   timeout=None if wait else 0)
+                for call in done:
+                    load[running.pop(call)] -= 1
 
         def submit(block: list[str]) -> None:
-            nonlocal turn
-            pending.append(self.actors[turn % len(self.actors)].annotate.remote(block))
-            turn += 1
+            settle(wait=False)
+            while min(load) >= IN_FLIGHT:
+                settle(wait=True)
+            actor = load.index(min(load))
+            call = self.actors[actor].annotate.remote(block)
+            running[call] = actor
+            load[actor] += 1
+            pending.append(call)
 
+        def ready(limit: int) -> Iterator[list]:
+            while pending and (len(pending) > limit or pending[0] not in running):
+                call = pending.popleft()
+                if call in running:
+                    load[running.pop(call)] -= 1
+                yield from ray.get(call)
+
+        limit = BUFFERED * len(self.actors)
         block: list[str] = []
         for text in texts:
             block.append(text)
             if len(block) == self.block:
                 submit(block)
                 block = []
-                while len(pending) >= IN_FLIGHT * len(self.actors):
-                    yield from ray.get(pending.popleft())
+                yield from ready(limit)
         if block:
             submit(block)
-        while pending:
-            yield from ray.get(pending.popleft())
+        yield from ready(0)
 
     def close(self) -> None:
         """End the actors (and Ray, if this object started it)."""
