@@ -2,10 +2,11 @@
 
     python -m benchmarks.tuning_transfer --data ../shared/data --out benchmarks/results/tuning_transfer
 
-For each ontology → corpus pair, the model is tuned with ``entitylink train --ontology SPEC --out M``
-(today's defaults, no corpus text), then a dictionary of the ontology alone is encoded by the untuned
-model, the tuned one and weight-space mixes of the two (``keep_base`` A: A × untuned + (1 − A) × tuned,
-what ``entitylink train --keep-base A`` saves), and the corpus's gold mentions are linked:
+For each ontology → corpus pair, the model is tuned with ``entitylink train --ontology SPEC --keep-base
+0 --out M`` (today's other defaults, no corpus text; ``--train`` adds options), then a dictionary of the
+ontology alone is encoded by the untuned model, the tuned one and weight-space mixes of the two
+(``keep_base`` A: A × untuned + (1 − A) × tuned, what ``entitylink train --keep-base A`` saves), and the
+corpus's gold mentions are linked:
 
 - MEDIC → NCBI-disease dev (BioSyn's preprocessing: abbreviations, spell-check list, composite
   mentions split, mentions of concepts MEDIC lacks dropped);
@@ -70,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
         train_seconds = None
         if not (args.reuse and (model_dir / "config.json").is_file()):
             started = time.perf_counter()
-            # keep_base 0: the tuned weights themselves, mixed below (train's default saves a 0.5 mix)
             if entitylink(["-q", "train", "--ontology", spec, "--model", args.model, "--keep-base", "0", *args.train,
                            "--out", str(model_dir)]) != 0:
                 raise SystemExit(f"entitylink train --ontology {spec} failed")

@@ -37,7 +37,6 @@ class _AnnotatorWorker:
         self.annotator = _annotator(args)
         self.texts = 0  # annotated so far by this actor
 
-
     def pid(self) -> int:
         return os.getpid()
 
@@ -91,30 +90,32 @@ class RayAnnotator:
         ray = self._ray
         pending: deque = deque()  # calls in input order
         running: dict = {}  # call -> actor, for calls not yet seen to end
-        load = [0] * len(self.actors)
 
         def settle(wait: bool) -> None:
             if running:
                 done, _ = ray.wait(list(running), num_returns=1 if wait else len(running),
                                    timeout=None if wait else 0)
                 for call in done:
-                    load[running.pop(call)] -= 1
+                    del running[call]
+
+        def least_busy() -> int:
+            load = [0] * len(self.actors)
+            for actor in running.values():
+                load[actor] += 1
+            return load.index(min(load)) if min(load) < IN_FLIGHT else -1
 
         def submit(block: list[str]) -> None:
             settle(wait=False)
-            while min(load) >= IN_FLIGHT:
+            while (actor := least_busy()) < 0:
                 settle(wait=True)
-            actor = load.index(min(load))
             call = self.actors[actor].annotate.remote(block)
             running[call] = actor
-            load[actor] += 1
             pending.append(call)
 
         def ready(limit: int) -> Iterator[list]:
             while pending and (len(pending) > limit or pending[0] not in running):
                 call = pending.popleft()
-                if call in running:
-                    load[running.pop(call)] -= 1
+                running.pop(call, None)
                 yield from ray.get(call)
 
         limit = BUFFERED * len(self.actors)
