@@ -9,9 +9,12 @@ runs, for each tagger variant (plain; CRF; CRF + dictionary features):
         [--crf] [--dictionary medic:MEDIC]
     entitylink evaluate-docs --index INDEX-TRAIN-DEV --tagger TAGGER --corpus pubtator:TEST
 
-The tagger chooses its detection threshold and sparse weight on dev with the index of MEDIC + train
-mentions and saves them; the test row uses them with MEDIC + train + dev mentions (the NCBI
-protocol's dictionary), counted as DNorm/TaggerOne count (document-level micro P/R/F1 over concept
+(``--reuse --retune``: reused taggers get ``entitylink tune-tagger --tagger TAGGER --index INDEX-TRAIN --dev
+pubtator:DEV`` instead of training: their settings chosen again by today's code.)
+
+The tagger chooses its detection threshold, sparse weight, training mentions and composites on dev
+with the index of MEDIC + train mentions and saves them; the test row uses them with MEDIC + train + dev mentions
+(the NCBI protocol's dictionary), counted as DNorm/TaggerOne count (document-level micro P/R/F1 over concept
 ids). Writes ``OUT/results.json``; indexes and taggers stay under ``OUT`` (git-ignored).
 """
 
@@ -48,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--epochs", default=None, help="passed to train-tagger (default: its own)")
     parser.add_argument("--reuse", action="store_true", help="keep indexes and taggers an earlier run saved")
+    parser.add_argument("--retune", action="store_true",
+                        help="with --reuse: choose a reused tagger's settings again (entitylink tune-tagger)")
     args = parser.parse_args(argv)
     corpus = args.data / "ncbi-disease"
     train, dev, test = (f"pubtator:{corpus / name}" for name in
@@ -69,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
             epochs = ["--epochs", args.epochs] if args.epochs else []
             seconds[f"train-tagger {name}"] = run("-q", "train-tagger", "--corpus", train, "--dev", dev, "--index",
                                                   str(indexes["train"]), *options, *epochs, "--out", str(folder))
+        elif args.retune:
+            seconds[f"tune-tagger {name}"] = run("-q", "tune-tagger", "--tagger", str(folder), "--index",
+                                                 str(indexes["train"]), "--dev", dev)
         saved = json.loads((folder / "entitylink_tagger.json").read_text())
         scores_file = args.out / f"test-{folder.name}.json"
         started = time.perf_counter()

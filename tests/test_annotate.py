@@ -398,3 +398,38 @@ def test_tagger_settings_are_chosen_with_the_tagger_own_dictionary(linker):
     best = choose_tagger_settings(linker, tagger, gold)
     assert tagger.seen and tagger.seen[0] == [(2, 13)]  # its own dictionary's name, not the index's names
     assert best["dev_document_f1"] == 1.0
+
+
+def test_a_coordinated_tagger_span_is_one_entity_of_its_parts_concepts(linker):
+    from entitylink.link.annotate import choose_tagger_settings
+    from entitylink.text.pubtator import Document, Mention
+    from entitylink.text.spans import Span
+
+    text = "Breast and ovarian cancer in one family; lung, colon, and liver cancer in another; breast, and colon."
+
+    class Tagger:  # tags one coordinated span whole, the other as the pieces a tagger often gives
+        settings = {"detect_threshold": 0.9, "sparse_weight": 0.0}
+        dictionary = mentions = None
+
+        def spans_batch(self, texts, dictionary=None):
+            return [[Span(0, 25, "Breast and ovarian cancer"), Span(41, 45, "lung"), Span(47, 52, "colon"),
+                     Span(58, 70, "liver cancer"), Span(83, 89, "breast"), Span(95, 100, "colon")] for _ in texts]
+
+    def found(annotator):
+        return [(e.text, e.concept_id, e.source) for e in annotator.annotate_one(text)]
+
+    off = found(Annotator(linker, detector="tagger", tagger=Tagger()))
+    assert ("liver cancer", "D006529", "tagger") in off and not any(e[2] == "composite" for e in off)
+    on = found(Annotator(linker, detector="tagger", tagger=Tagger(), composites=True))
+    assert on[:2] == [("Breast and ovarian cancer", "D001943+D010051", "composite"),
+                      ("lung, colon, and liver cancer", "D008175+D003110+D006529", "composite")]
+    assert len(on) == 4 and [e[0] for e in on[2:]] == ["breast", "colon"]  # the pieces give way to the whole
+    # "breast, and colon" names no mention (no rule splits it): its pieces stay as they are
+    # a composite's ids count one by one: right where each is gold
+    gold = [Document("1", text, "", [Mention("1", 0, 25, "Breast and ovarian cancer", "Disease", "D001943|D010051"),
+                                     Mention("1", 41, 70, "lung, colon, and liver cancer", "Disease",
+                                             "D008175|D003110|D006529")])]
+    best = choose_tagger_settings(linker, Tagger(), gold)
+    assert best["composites"] is True
+    scores = score_documents([[(0, 25, "D001943|D010051")]], [[(0, 25, "D001943+D009369")]])["document"]
+    assert (scores["tp"], scores["fp"], scores["fn"]) == (1, 1, 1)

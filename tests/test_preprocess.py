@@ -81,3 +81,34 @@ def test_read_spelling(tmp_path):
     bad.write_text("hemmorhage haemorrhage\n")
     with pytest.raises(DataFormatError, match=r"bad.txt:1: expected 'misspelling\|\|correction'"):
         read_spelling(bad)
+
+
+def test_a_coordinated_mention_splits_into_the_mentions_it_stands_for():
+    from entitylink.text.preprocess import split_coordination
+
+    assert split_coordination("brain, breast, and prostate cancer") == ["brain cancer", "breast cancer",
+                                                                       "prostate cancer"]
+    assert split_coordination("C6 or C7 deficiency") == ["C6 deficiency", "C7 deficiency"]
+    assert split_coordination("breast/ovarian cancer") == ["breast cancer", "ovarian cancer"]
+    assert split_coordination("deficiency of C6 and C7") == ["deficiency of C6", "deficiency of C7"]
+    for plain in ("ovarian cancer", "combined subtotal deficiency of C6 and C7", "anemia, leukemia"):
+        assert split_coordination(plain) is None  # no coordination, or none a rule splits
+
+
+def test_pieces_joined_by_a_coordination_form_one_run():
+    from entitylink.text.spans import Span, coordinated_runs
+
+    def spans(text, *pieces):
+        out, at = [], 0
+        for piece in pieces:
+            at = text.index(piece, at)
+            out.append(Span(at, at + len(piece), piece))
+            at += len(piece)
+        return out
+
+    text = "Seen in prostatic, pancreas, skin, and lung cancer; C6 or C7 deficiency."
+    runs = coordinated_runs(text, spans(text, "prostatic", "pancreas", "skin", "lung cancer", "C6 or", "C7 deficiency"))
+    assert [r.text for r in runs] == ["prostatic, pancreas, skin, and lung cancer", "C6 or C7 deficiency"]
+    assert all(text[r.start:r.end] == r.text for r in runs)
+    text = "breast cancer and leukemia; anemia leukemia"  # whole mentions, or no coordination: no run
+    assert coordinated_runs(text, spans(text, "breast cancer", "leukemia", "anemia", "leukemia")) == []

@@ -402,13 +402,33 @@ def cmd_train_tagger(args: argparse.Namespace) -> None:
     told = f"; dev span F1 {tagger.training['best_dev_f1']:.3f}" if dev else ""
     if linker is not None:
         tagger.save(args.out)  # the trained weights are kept whatever happens while the settings are chosen
-        from ..link.annotate import choose_tagger_settings
-
-        tagger.settings = {**choose_tagger_settings(linker, tagger, dev_documents), "chosen_with": str(args.index)}
-        told += (f"; with {args.index}: detection threshold {tagger.settings['detect_threshold']:g}, sparse weight "
-                 f"{tagger.settings['sparse_weight']:g}, dev document F1 {tagger.settings['dev_document_f1']:.3f}")
+        told += _choose_tagger_settings(tagger, linker, args.index, dev_documents)
     tagger.save(args.out)
     print(f"wrote {args.out}: {len(trainer.history)} epoch(s) in {trainer.seconds:.0f} s{told}", file=sys.stderr)
+
+
+def _choose_tagger_settings(tagger, linker, index: Path, dev_documents) -> str:
+    """Set the tagger's settings to those that annotate the dev documents best with ``linker``; what was chosen."""
+    from ..link.annotate import choose_tagger_settings
+
+    tagger.settings = {**choose_tagger_settings(linker, tagger, dev_documents), "chosen_with": str(index)}
+    chosen = tagger.settings
+    return (f"; with {index}: detection threshold {chosen['detect_threshold']:g}, sparse weight "
+            f"{chosen['sparse_weight']:g}, training mentions {'on' if chosen['training_mentions'] else 'off'}, "
+            f"composites {'on' if chosen['composites'] else 'off'}, dev document F1 {chosen['dev_document_f1']:.3f}")
+
+
+def cmd_tune_tagger(args: argparse.Namespace) -> None:
+    from ..link.linker import Linker
+    from ..model.tagger import Tagger
+
+    tagger = Tagger.open(args.tagger, "--tagger", precision=args.precision, device=args.device)
+    dev_documents = _read_corpus(args.dev, "--dev")
+    linker = Linker.load(args.index, precision=args.precision, device=args.device)
+    told = _choose_tagger_settings(tagger, linker, args.index, dev_documents)
+    out = args.out or args.tagger
+    tagger.save(out)
+    print(f"wrote {out}{told}", file=sys.stderr)
 
 
 def cmd_evaluate_docs(args: argparse.Namespace) -> None:
@@ -631,6 +651,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --dev: choose the detection threshold (and, for an index with a sparse half, the "
                         "sparse weight) that annotates dev best with this index, and save them with the tagger "
                         f"(default: {tcfg.detect_threshold} and {tcfg.sparse_weight}, chosen on NCBI-disease dev)")
+
+    p = sub.add_parser("tune-tagger", help="choose a trained tagger's annotation settings on dev, with an index",
+                       description="Choose the settings with which a tagger's annotation scores the best document "
+                                   "F1 on annotated dev documents with this index (detection threshold, sparse "
+                                   "weight, training mentions, composites), as 'train-tagger --index --dev' does "
+                                   "after training, and save them with the tagger: for a new index, or a tagger "
+                                   "trained without one.")
+    p.add_argument("--tagger", required=True, type=Path, help="a tagger directory from 'entitylink train-tagger'")
+    p.add_argument("--index", required=True, type=Path, help="the index annotation will use (without dev's "
+                                                              "mentions)")
+    p.add_argument("--dev", required=True, metavar="pubtator:FILE", help="annotated dev documents")
+    p.add_argument("--out", type=Path, default=None,
+                   help="tagger directory to write (default: --tagger itself, replaced atomically)")
+    _add_encoder_options(p, model=False, int8=False)
 
     p = sub.add_parser("link", help="link mentions (one per line) to top-k concepts",
                        description="Link mentions read one per line from a file or stdin.")
@@ -1034,8 +1068,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {
-    "train": cmd_train, "train-reranker": cmd_train_reranker, "train-tagger": cmd_train_tagger, "index": cmd_index,
-    "link": cmd_link,
+    "train": cmd_train, "train-reranker": cmd_train_reranker, "train-tagger": cmd_train_tagger,
+    "tune-tagger": cmd_tune_tagger, "index": cmd_index, "link": cmd_link,
     "annotate": cmd_annotate, "evaluate-docs": cmd_evaluate_docs,
     "evaluate": cmd_evaluate, "calibrate": cmd_calibrate, "info": cmd_info, "serve": cmd_serve, "demo": cmd_demo,
 }

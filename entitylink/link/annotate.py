@@ -20,6 +20,7 @@ One pipeline of small stages, whatever finds the spans:
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import threading
@@ -32,7 +33,8 @@ from ..index.hybrid import HybridIndex
 from ..index.lexical import LexicalIndex, Match
 from ..ontology.table import Ontology
 from ..text.abbreviations import AbbreviationFinder, expand
-from ..text.spans import Span, chunks, context_window, is_boundary_token, keep_non_overlapping
+from ..text.preprocess import split_coordination
+from ..text.spans import Span, chunks, context_window, coordinated_runs, is_boundary_token, keep_non_overlapping
 from .linker import Candidate, Linker
 from .policy import (
     DEFAULT_BATCH_SIZE,
@@ -46,6 +48,7 @@ from .policy import (
 
 MEMORY = 200_000  # texts whose candidates are remembered across batches
 TABLE = ("exact", "reordered", "coordinated")  # sources whose concept comes from the table, not the encoder
+COMPOSITE = "+"  # joins the concepts of a coordinated mention ("A|B" joins alternatives)
 LONG_FORM_SHARE = 0.5  # a short form takes an inner entity's concept when it covers this much of the long form
 
 
@@ -59,7 +62,8 @@ class Entity:
     concept_id: str
     score: float
     candidates: tuple[Candidate, ...] = field(default=(), compare=False)
-    source: str = "exact"  # how it was found: exact, reordered, coordinated, approximate, abbreviation, tagger
+    source: str = "exact"  # how it was found: exact, reordered, coordinated, approximate, abbreviation, tagger,
+    # composite (a coordinated tagger span: concept_id joins its parts' concepts with "+")
 
     def to_dict(self, candidates: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"start": self.start, "end": self.end, "text": self.text,
@@ -101,6 +105,8 @@ class _Proposal:
     concept: str | None = None  # from the table: no encoder call
     entries: list[int] | None = None  # a partial match: scored against these dictionary entries only
     fallback: bool = False  # kept only where no other entity is (a tagger's training mention)
+    parts: list[str] | None = None  # a coordinated span's mentions ("breast and ovarian cancer")
+    joined: bool = False  # tagged pieces joined at their coordination: a composite entity or nothing
 
 
 def _long_form_spans(text: str, short_forms: dict[str, str]) -> dict[str, tuple[int, int]]:
@@ -137,13 +143,17 @@ class Annotator:
         training_mentions: with a tagger, also keep the names found verbatim in the text that its annotated
             training corpus had as mentions, where no entity of the tagger's spans is (default: the tagger's
             own setting, chosen on dev when it was trained; else off).
+        composites: with a tagger, a tagged span that coordinates mentions ("brain, breast and prostate
+            cancer") becomes one entity of its parts' concepts (``A+B+C``) when each part links above the
+            threshold (default: the tagger's own setting, chosen on dev when it was trained; else off).
     """
 
     def __init__(self, linker: Linker, detector: DetectorName = "dictionary", tagger: Any = None,
                  threshold: float | None = None, max_tokens: int = DEFAULT_MAX_TOKENS,
                  batch_size: int = DEFAULT_BATCH_SIZE, max_chars: int = DEFAULT_MAX_CHARS,
                  overlaps: Overlaps | None = None, lexical: Lexical | None = None,
-                 sparse_weight: float | None = None, training_mentions: bool | None = None):
+                 sparse_weight: float | None = None, training_mentions: bool | None = None,
+                 composites: bool | None = None):
         if detector not in DETECTOR_NAMES:
             raise ValueError(f"detector must be one of {DETECTOR_NAMES}, not {detector!r}")
         if detector == "tagger" and tagger is None:
@@ -184,6 +194,7 @@ class Annotator:
         if training_mentions is None:
             training_mentions = bool(own.get("training_mentions")) and bool(getattr(tagger, "mentions", None))
         self.training_mentions = training_mentions
+        self.composites = bool(own.get("composites", False)) if composites is None else bool(composites)
 
     @property
     def training_mentions(self) -> bool:
@@ -277,8 +288,17 @@ class Annotator:
             out = []
             for s in tagged:
                 m = named.get((s.start, s.end))
-                out.append(_Proposal(s, m.name, "tagger", concept=self.lexicon.concept(m.name)) if m else
-                           _Proposal(s, expand(s.text, short_forms) if short_forms else s.text, "tagger"))
+                if m:
+                    out.append(_Proposal(s, m.name, "tagger", concept=self.lexicon.concept(m.name)))
+                    continue
+                query = expand(s.text, short_forms) if short_forms else s.text
+                out.append(_Proposal(s, query, "tagger", parts=split_coordination(query) if self.composites else None))
+            if self.composites:
+                for run in coordinated_runs(text, tagged):
+                    query = expand(run.text, short_forms) if short_forms else run.text
+                    parts = split_coordination(query)
+                    if parts:
+                        out.append(_Proposal(run, query, "tagger", parts=parts, joined=True))
             if self._training_mentions:
                 normalise = self.linker.index.normalizer
                 out += [_Proposal(m.span(), m.name, "exact", concept=self.lexicon.concept(m.name), fallback=True)
@@ -322,14 +342,18 @@ class Annotator:
         for p in dense:
             if p.entries is not None:
                 partial.setdefault(p.query, {}).update(dict.fromkeys(p.entries))
-        queries = list(dict.fromkeys(p.query for p in dense if p.entries is None))
+        queries = list(dict.fromkeys(q for p in dense if p.entries is None
+                                     for q in ((() if p.joined else (p.query,)) + tuple(p.parts or ()))))
         # spans are found with the retriever's scores; a reranker then re-scores the spans kept
         linked = self._retrieve(queries) if queries else {}
         linked.update(self._score_partial(partial))
         docs = []
         for props in proposals:
-            found = []
+            found, covered = self._composites(props, linked)
             for p in props:
+                if p.joined or (covered and p.source == "tagger"
+                                and any(a <= p.span.start and p.span.end <= z for a, z in covered)):
+                    continue
                 if p.concept is not None:
                     candidates = [Candidate(p.concept, self.lexicon.names.get(p.query, p.query), 1.0)]
                 elif self.detector == "exact":
@@ -350,18 +374,37 @@ class Annotator:
         reranker = getattr(self.linker, "reranker", None)
         if reranker is not None and getattr(reranker, "context_chars", 0):
             # a reranker that reads context re-scores each occurrence in its own sentence
-            todo = [(d, j) for d, doc in enumerate(docs) for j, f in enumerate(doc) if not f.table]
+            todo = [(d, j) for d, doc in enumerate(docs) for j, f in enumerate(doc) if not (f.table or f.composite)]
             windows = [context_window(texts[d], docs[d][j].entity.start, docs[d][j].entity.end) for d, j in todo]
             linked = self.linker.link([docs[d][j].query for d, j in todo], threshold=float("-inf"),
                                       windows=windows) if todo else []
             again = dict(zip(todo, linked))
-            return [[f.entity if f.table else _relinked(f.entity, again[(d, j)]) for j, f in enumerate(doc)]
+            return [[f.entity if f.table or f.composite else _relinked(f.entity, again[(d, j)])
+                     for j, f in enumerate(doc)]
                     for d, doc in enumerate(docs)]
         if reranker is not None:
-            kept = list(dict.fromkeys(f.query for doc in docs for f in doc if not f.table))
+            kept = list(dict.fromkeys(f.query for doc in docs for f in doc if not (f.table or f.composite)))
             reranked = dict(zip(kept, self.linker.link(kept, threshold=float("-inf")))) if kept else {}
-            return [[f.entity if f.table else _relinked(f.entity, reranked[f.query]) for f in doc] for doc in docs]
+            return [[f.entity if f.table or f.composite else _relinked(f.entity, reranked[f.query]) for f in doc]
+                    for doc in docs]
         return [[f.entity for f in doc] for doc in docs]
+
+    def _composites(self, proposals: list[_Proposal],
+                    linked: dict[str, list[Candidate]]) -> tuple[list[_Found], list[tuple[int, int]]]:
+        """Each coordinated span as one entity of its parts' concepts (``A+B``; ``A`` when they all link to one)
+        where every part's top concept passes the threshold; and the spans these cover (the tagger's pieces
+        inside one are dropped; a coordinated span that fails is linked whole, or not at all if joined)."""
+        found, covered = [], []
+        for p in proposals:
+            tops = [(linked.get(part) or [None])[0] for part in p.parts or ()]
+            if not tops or any(c is None or c.score < self.threshold for c in tops):
+                continue
+            ids = list(dict.fromkeys(c.concept_id for c in tops))
+            entity = Entity(p.span.start, p.span.end, p.span.text, COMPOSITE.join(ids), min(c.score for c in tops),
+                            tuple(tops), "composite")
+            found.append(_Found(entity, p.query, None, composite=True))
+            covered.append((p.span.start, p.span.end))
+        return found, covered
 
     def _score_partial(self, partial: dict[str, dict[int, None]]) -> dict[str, list[Candidate]]:
         """Candidates of windows that match names partly, among those names only (:meth:`Linker.link_within`)."""
@@ -409,6 +452,7 @@ class _Found:
     defined_at: tuple[int, int] | None
     table: bool = False
     fallback: bool = False
+    composite: bool = False
 
     @property
     def start(self) -> int:
@@ -486,7 +530,8 @@ TAGGER_SPARSE_WEIGHTS = (0.0, 0.1, 0.25, 0.5)
 
 def choose_tagger_settings(linker: Linker, tagger: Any, documents: Sequence) -> dict:
     """The detection threshold (and, on an index with a sparse half, the sparse weight; for a tagger that keeps its
-    training mentions, whether annotation adds them: ``training_mentions``) with which annotation by ``tagger``
+    training mentions, whether annotation adds them: ``training_mentions``; whether coordinated spans become
+    composite entities: ``composites``) with which annotation by ``tagger``
     scores the best document F1 on annotated ``documents`` (a dev split), and that F1."""
     from .doc_evaluation import score_annotations
 
@@ -498,14 +543,15 @@ def choose_tagger_settings(linker: Linker, tagger: Any, documents: Sequence) -> 
     for weight in weights:
         annotator = Annotator(linker, detector="tagger", tagger=tagged, threshold=float("-inf"), sparse_weight=weight,
                               training_mentions=False)
-        for mentions in (False, True) if getattr(tagger, "mentions", None) else (False,):
-            annotator.training_mentions = mentions
+        for mentions, composites in itertools.product((False, True) if getattr(tagger, "mentions", None)
+                                                      else (False,), (False, True)):
+            annotator.training_mentions, annotator.composites = mentions, composites
             for threshold in TAGGER_THRESHOLDS:
                 annotator.threshold = threshold  # the linked spans are remembered: only the cut changes
                 f1 = score_annotations(documents, list(annotator.annotate(texts)))["document"]["f1"]
                 if f1 > best.get("dev_document_f1", -1.0):
                     best = {"detect_threshold": threshold, "sparse_weight": float(weight),
-                            "training_mentions": mentions, "dev_document_f1": f1}
+                            "training_mentions": mentions, "composites": composites, "dev_document_f1": f1}
     return best
 
 

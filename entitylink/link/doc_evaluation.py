@@ -2,8 +2,9 @@
 
 Counted as the literature counts them (DNorm, TaggerOne, PhenoTagger):
 - ``document``: micro P/R/F1 over each document's set of concept ids. A predicted id that joins
-  alternatives (``A|B``, a name several concepts share) is right when any of them is gold; a gold
-  composite (``A|B`` or ``A+B``) contributes each of its ids.
+  alternatives (``A|B``, a name several concepts share) is right when any of them is gold; a predicted
+  composite (``A+B``, a coordinated mention) counts each of its ids, as a gold composite (``A|B`` or
+  ``A+B``) contributes each of its ids.
 - ``mention_strict``: the same span and a right id; ``mention_relaxed``: overlapping spans and a right
   id. Each gold mention matches at most one predicted mention.
 """
@@ -62,7 +63,7 @@ def score_documents(gold: Sequence[Iterable[Mention]], predicted: Sequence[Itera
     for gold_doc, predicted_doc in zip(gold, predicted):
         gold_doc, predicted_doc = list(gold_doc), list(predicted_doc)
         gold_ids = set().union(*(_ids(cid) for _, _, cid in gold_doc)) if gold_doc else set()
-        groups = {frozenset(_ids(cid)) for _, _, cid in predicted_doc}
+        groups = {frozenset(_ids(part)) for _, _, cid in predicted_doc for part in cid.split("+")}
         document.predicted += len(groups)
         document.tp_predicted += sum(bool(g & gold_ids) for g in groups)
         document.gold += len(gold_ids)

@@ -19,7 +19,7 @@ from ..errors import DataFormatError
 from .abbreviations import AbbreviationFinder, Detector, expand
 from .normalize import Normalizer
 from .pubtator import Document
-from .spans import context_window
+from .spans import COORDINATION, context_window
 
 logger = logging.getLogger(__name__)
 
@@ -30,21 +30,10 @@ _SLASH = re.compile(r"^(?P<pre>(?:.* )?)(?P<a>[\w'-]+)/(?P<b>[\w'-]+)(?P<suf>(?:
 _LEFT = re.compile(rf"^(?P<mod>{_W}) (?P<a>{_W}) (?:and/or|and|or) (?P<b>{_W})$")
 _NUM = r"[0-9]+[A-Za-z]?|[IVX]+|[A-Z]"
 _NUMBERED = re.compile(rf"^(?P<stem>.+?) (?P<a>{_NUM}) (?:and|or) (?P<b>{_NUM})$")
-_COORDINATION = re.compile(r"\b(?:and|or)\b|,|/")
 
 
-def split_composite(mention: str, n_parts: int, left_shared: bool = True) -> list[str] | None:
-    """Split a coordinated mention into ``n_parts`` mentions, or ``None`` if no rule gives that many.
-
-    Only a mention with a coordination (and, or, a comma, a slash) is split. Rules, in
-    order: "X of A and B" → "X of A", "X of B"; "A, B and C stem" → "A stem", "B stem",
-    "C stem"; "pre A/B suf" → "pre A suf", "pre B suf"; "stem 1 and 2" → "stem 1",
-    "stem 2"; with ``left_shared``, "mod A and B" → "mod A", "mod B"; last, one part per
-    word when the counts agree.
-    """
-    text = " ".join(mention.split())
-    if not _COORDINATION.search(text):
-        return None
+def _rule_splits(text: str, left_shared: bool) -> list[list[str]]:
+    """The parts each splitting rule gives a coordinated mention, in rule order."""
     candidates: list[list[str]] = []
     if match := _OF.match(text):
         head = match["head"]
@@ -59,8 +48,33 @@ def split_composite(mention: str, n_parts: int, left_shared: bool = True) -> lis
         candidates.append([f"{match['stem']} {match['a']}", f"{match['stem']} {match['b']}"])
     if left_shared and (match := _LEFT.match(text)):
         candidates.append([f"{match['mod']} {match['a']}", f"{match['mod']} {match['b']}"])
-    candidates.append(text.split())
+    return candidates
+
+
+def split_composite(mention: str, n_parts: int, left_shared: bool = True) -> list[str] | None:
+    """Split a coordinated mention into ``n_parts`` mentions, or ``None`` if no rule gives that many.
+
+    Only a mention with a coordination (and, or, a comma, a slash) is split. Rules, in
+    order: "X of A and B" → "X of A", "X of B"; "A, B and C stem" → "A stem", "B stem",
+    "C stem"; "pre A/B suf" → "pre A suf", "pre B suf"; "stem 1 and 2" → "stem 1",
+    "stem 2"; with ``left_shared``, "mod A and B" → "mod A", "mod B"; last, one part per
+    word when the counts agree.
+    """
+    text = " ".join(mention.split())
+    if not COORDINATION.search(text):
+        return None
+    candidates = [*_rule_splits(text, left_shared), text.split()]
     return next((c for c in candidates if len(c) == n_parts), None)
+
+
+def split_coordination(mention: str) -> list[str] | None:
+    """The mentions a coordinated mention stands for, by the first of :func:`split_composite`'s rules that
+    applies ("brain, breast and prostate cancer" → "brain cancer", "breast cancer", "prostate cancer"), or
+    ``None``: no coordination, or no rule applies (words alone are not split)."""
+    text = " ".join(mention.split())
+    if not COORDINATION.search(text):
+        return None
+    return next(iter(_rule_splits(text, left_shared=True)), None)
 
 
 def read_spelling(path: str | Path) -> dict[str, str]:

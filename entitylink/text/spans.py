@@ -141,3 +141,37 @@ def chunks(text: str, max_chars: int) -> list[tuple[int, str]]:
         out.append((start, text[start:end]))
         start = end
     return out
+
+
+_GLUE = re.compile(r"[\s,]*(?:(?:and/or|and|or)[\s,]*)?")
+COORDINATION = re.compile(r"\b(?:and|or)\b|,|/")  # what joins the mentions of a composite one
+_TRAILING_COORDINATION = re.compile(r"(?:\s*,)?\s+(?:and/or|and|or)$|\s*,$")
+
+
+def coordinated_runs(text: str, spans: Iterable[Span]) -> list[Span]:
+    """Runs of two or more spans joined only by commas and "and"/"or", each span but the last one word (a
+    tagger's pieces of "prostatic, pancreas, skin, and lung cancer"), as one span from the first to the last."""
+    ordered = sorted(spans, key=lambda s: (s.start, s.end))
+    runs, current = [], []
+    for span in ordered:
+        if current and _joins(text, current[-1], span):
+            current.append(span)
+            continue
+        if len(current) > 1:
+            runs.append(current)
+        current = [span]
+    if len(current) > 1:
+        runs.append(current)
+    out = []
+    for run in runs:
+        start, end = run[0].start, run[-1].end
+        if COORDINATION.search(text[run[0].end:run[-1].start] + " " + " ".join(s.text for s in run[:-1])):
+            out.append(Span(start, end, text[start:end]))
+    return out
+
+
+def _joins(text: str, left: Span, right: Span) -> bool:
+    """``right`` follows ``left`` across a coordination only, and ``left`` is one word (and its "and"/"or")."""
+    if right.start < left.end or len(_TOKEN.findall(_TRAILING_COORDINATION.sub("", left.text))) != 1:
+        return False
+    return _GLUE.fullmatch(text[left.end:right.start]) is not None
