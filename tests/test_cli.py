@@ -426,6 +426,7 @@ def test_a_crf_tagger_with_dictionary_features_saves_the_settings_dev_chose_and_
     assert annotate() == [("heart attack", 2), ("asthma", 19), ("Seizures", 27), ("heart attack", 49)]
     # an index without "heart attack" as a name: the tagger reads the dictionary it was trained with (it carries
     # it), so it still tags "heart attack", which the encoder then links
+    full_index = index_dir
     names = tmp_path / "names.tsv"
     names.write_text("D009203\tMyocardial infarction\nD001249\tAsthma\nD012640\tSeizures\n")
     assert main(["-q", "index", "--ontology", f"tsv:{names}", "--model", str(tiny_model), "--precision", "fp32",
@@ -443,6 +444,17 @@ def test_a_crf_tagger_with_dictionary_features_saves_the_settings_dev_chose_and_
     saved["settings"]["detect_threshold"] = 2.0
     (tagger_dir / "entitylink_tagger.json").write_text(json.dumps(saved))
     assert annotate() == [("asthma", 19), ("Seizures", 27)] and len(annotate("--detect-threshold", "-1")) == 4
+    # tune-tagger chooses a trained tagger's settings again, on dev with an index, and keeps the rest of it
+    capsys.readouterr()
+    assert main(["-q", "tune-tagger", "--tagger", str(tagger_dir), "--index", str(full_index), "--dev",
+                 f"pubtator:{corpus}", "--precision", "fp32"]) == 0
+    assert "composites" in capsys.readouterr().err
+    tuned = json.loads((tagger_dir / "entitylink_tagger.json").read_text())
+    assert tuned["settings"]["dev_document_f1"] == 1.0 and {"training_mentions", "composites"} <= set(tuned["settings"])
+    assert tuned["training"] == saved["training"] and tuned["crf"] is False
+    assert main(["-q", "tune-tagger", "--tagger", str(tmp_path), "--index", str(full_index), "--dev",
+                 f"pubtator:{corpus}"]) == 2
+    assert "not a tagger directory" in capsys.readouterr().err
 
 
 @pytest.mark.slow
