@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/tuning_transfer"))
     parser.add_argument("--model", default="default", help="the model to tune (default: packaged MiniLM)")
     parser.add_argument("--pairs", nargs="+", choices=["medic-ncbi", "hpo-id68"], default=["medic-ncbi", "hpo-id68"])
-    parser.add_argument("--train", nargs="*", default=[], help="extra options for entitylink train")
+    parser.add_argument("--train", action="append", default=[], metavar="OPTION",
+                        help="an extra option for entitylink train, as --train=--seed=1 (repeatable)")
     parser.add_argument("--reuse", action="store_true", help="keep the models an earlier run tuned")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)

@@ -61,8 +61,8 @@ def test_views_differ_with_dropout_and_agree_without(tiny_encoder):
 
 
 def trainer(encoder, **kw):
-    defaults = dict(mode="mirror", batch_size=16, epochs=3, learning_rate=1e-3, n_names=None, show_progress=False,
-                    precision="fp32")
+    defaults = dict(mode="mirror", keep_base=0.0, batch_size=16, epochs=3, learning_rate=1e-3, n_names=None,
+                    show_progress=False, precision="fp32")  # keep_base 0: the tuned weights themselves
     defaults.update(kw)
     return MirrorTrainer(encoder, **defaults)
 
@@ -336,12 +336,17 @@ def test_bf16_training_where_the_cpu_runs_it(tiny_model, medic_example):
     assert np.isfinite(losses).all() and np.mean(losses[-3:]) < np.mean(losses[:3])
 
 
-def test_the_default_recipe_is_both_and_falls_back_to_mirror_without_synonyms(tiny_encoder, medic_example):
+def test_the_default_recipe_is_mirror_keeping_most_of_the_start_and_both_adds_synonym_pairs(tiny_encoder,
+                                                                                            medic_example):
     t = MirrorTrainer(tiny_encoder, batch_size=16, n_names=None, show_progress=False, precision="fp32")
-    assert (t.config.mode, t.config.epochs) == ("both", 1)
+    assert (t.config.mode, t.config.epochs, t.config.keep_base) == ("mirror", 1, 0.75)
     t.fit(medic_example)
-    pairs = len(t._mirror_texts(medic_example)) + sum(len(g) for g in t._synonym_groups(medic_example))
-    assert len(t.history) == int(np.ceil(pairs / 16))  # Mirror-BERT pairs and synonym pairs
-    names = MirrorTrainer(tiny_encoder, batch_size=16, n_names=None, show_progress=False, precision="fp32")
+    assert len(t.history) == int(np.ceil(len(t._mirror_texts(medic_example)) / 16))  # Mirror-BERT pairs only
+    both = MirrorTrainer(tiny_encoder, mode="both", batch_size=16, n_names=None, show_progress=False, precision="fp32")
+    both.fit(medic_example)
+    pairs = len(both._mirror_texts(medic_example)) + sum(len(g) for g in both._synonym_groups(medic_example))
+    assert len(both.history) == int(np.ceil(pairs / 16)) > len(t.history)  # and synonym pairs
+    names = MirrorTrainer(tiny_encoder, mode="both", batch_size=16, n_names=None, show_progress=False,
+                          precision="fp32")
     names.fit(["heart attack", "fits", "cancer", "diabetes"])  # no concepts: Mirror-BERT alone
     assert len(names.history) == 1

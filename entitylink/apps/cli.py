@@ -567,7 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ontology_options(p)
     p.add_argument("--out", required=True, type=Path, help="model directory to write (replaced atomically)")
     cfg = TrainingConfig()
-    p.add_argument("--mode", choices=MODES, default=cfg.mode, help=f"(default {cfg.mode})")
+    p.add_argument("--mode", choices=MODES, default=cfg.mode,
+                   help=f"mirror: a name and itself; synonym: names of one concept; both: the two (default {cfg.mode}; "
+                        "both gains more on held-out synonyms and lost on clinical notes: docs/training.md)")
     p.add_argument("--pairs", default=None, help="extra positive pairs, a 'name||name' file")
     p.add_argument("--n-names", type=_count_or_all, default=cfg.n_names,
                    help=f"names sampled for training, or 'all' (default {cfg.n_names})")
