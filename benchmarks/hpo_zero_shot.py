@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=default.epochs)
     parser.add_argument("--learning-rate", type=float, default=default.learning_rate)
     parser.add_argument("--seed", type=int, default=default.seed)
+    parser.add_argument("--keep-base", type=float, default=0.0,
+                        help="share of the starting weights kept (default 0: the recorded rows predate keep_base)")
     parser.add_argument("--sparse-weights", type=float, nargs="*", default=[0.1])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/hpo_zero_shot/results.json"))
     args = parser.parse_args(argv)
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     record: dict = {"dictionary_names": len(dictionary), "queries": len(mentions)}
     if args.mode != "none":
         trainer = MirrorTrainer(encoder, mode=args.mode, n_names=args.train_names, epochs=args.epochs,
-                                learning_rate=args.learning_rate, seed=args.seed)
+                                learning_rate=args.learning_rate, seed=args.seed, keep_base=args.keep_base)
         trainer.fit(dictionary)
         record["training_seconds"] = round(trainer.seconds, 1)
     started = time.perf_counter()

@@ -53,7 +53,8 @@ def ncbi_score(encoder: Encoder, bench: Benchmark) -> dict:
 def train(ontology: Ontology, mode: str, seed: int, args, precision: str = "auto") -> tuple[Encoder, MirrorTrainer]:
     encoder = Encoder(args.model, pooling=args.pooling, precision=precision)
     trainer = MirrorTrainer(encoder, mode=mode, n_names=args.train_names, epochs=args.epochs, seed=seed,
-                            learning_rate=args.learning_rate, temperature=args.temperature, show_progress=False)
+                            learning_rate=args.learning_rate, temperature=args.temperature, show_progress=False,
+                            keep_base=0.0)  # the recorded rows are the tuned weights alone (before keep_base)
     trainer.fit(ontology)
     return encoder, trainer
 

@@ -312,7 +312,7 @@ def tuned_model(args, label: str, options: dict, pairs, bench: Benchmark, poolin
         return Encoder(folder), json.loads((folder / "entitylink_training.json").read_text())["seconds"]
     encoder = Encoder(args.model, pooling=pooling)
     trainer = MirrorTrainer(encoder, n_names=args.train_names, epochs=args.epochs, seed=args.seed,
-                            show_progress=False, **options)
+                            show_progress=False, keep_base=0.0, **options)  # tuned weights alone, as recorded
     trainer.fit(bench.medic, pairs=pairs)
     logger.info("%s: %d steps in %.0f s", label, len(trainer.history), trainer.seconds)
     if args.reuse:

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for value in values:
         settings = {"mode": args.mode, "n_names": args.train_names, "epochs": args.epochs, "seed": args.seed,
-                    "show_progress": False}
+                    "show_progress": False, "keep_base": 0.0}  # tuned weights alone, as the recorded sweeps
         pooling = None
         if args.param == "pooling":
             pooling = value
