@@ -374,19 +374,17 @@ class Annotator:
         reranker = getattr(self.linker, "reranker", None)
         if reranker is not None and getattr(reranker, "context_chars", 0):
             # a reranker that reads context re-scores each occurrence in its own sentence
-            todo = [(d, j) for d, doc in enumerate(docs) for j, f in enumerate(doc) if not (f.table or f.composite)]
+            todo = [(d, j) for d, doc in enumerate(docs) for j, f in enumerate(doc) if f.rerankable]
             windows = [context_window(texts[d], docs[d][j].entity.start, docs[d][j].entity.end) for d, j in todo]
             linked = self.linker.link([docs[d][j].query for d, j in todo], threshold=float("-inf"),
                                       windows=windows) if todo else []
             again = dict(zip(todo, linked))
-            return [[f.entity if f.table or f.composite else _relinked(f.entity, again[(d, j)])
-                     for j, f in enumerate(doc)]
+            return [[_relinked(f.entity, again[(d, j)]) if f.rerankable else f.entity for j, f in enumerate(doc)]
                     for d, doc in enumerate(docs)]
         if reranker is not None:
-            kept = list(dict.fromkeys(f.query for doc in docs for f in doc if not (f.table or f.composite)))
+            kept = list(dict.fromkeys(f.query for doc in docs for f in doc if f.rerankable))
             reranked = dict(zip(kept, self.linker.link(kept, threshold=float("-inf")))) if kept else {}
-            return [[f.entity if f.table or f.composite else _relinked(f.entity, reranked[f.query]) for f in doc]
-                    for doc in docs]
+            return [[_relinked(f.entity, reranked[f.query]) if f.rerankable else f.entity for f in doc] for doc in docs]
         return [[f.entity for f in doc] for doc in docs]
 
     def _composites(self, proposals: list[_Proposal],
@@ -453,6 +451,11 @@ class _Found:
     table: bool = False
     fallback: bool = False
     composite: bool = False
+
+    @property
+    def rerankable(self) -> bool:
+        """Linked by the retriever as one text: a table concept or a composite's parts are not re-scored."""
+        return not (self.table or self.composite)
 
     @property
     def start(self) -> int:
