@@ -6,7 +6,9 @@ writes ``OUT/results.json``:
 ``{system: {"document": {"p","r","f1"}, "mention_strict": {...}, "mention_relaxed": {...}, "docs_per_s": ...}}``
 on the NCBI-disease test split (every setting chosen on dev: lexical matching, overlaps, sparse weight and
 detection threshold), and ``OUT/results_full.json`` (the dev
-sweeps, counts, provenance). The ontology-only rows use MEDIC alone and no annotated text at all (the
+sweeps, counts, provenance); with ``--no-tagger``, ``OUT/results_ontology_only.json`` and
+``OUT/results_ontology_only_full.json`` instead, so a run without the taggers keeps the full run's files.
+The ontology-only rows use MEDIC alone and no annotated text at all (the
 weak tagger's labels are MEDIC names found in the train abstracts' text); the NCBI-trained tagger is
 also scored with the linking literature's standard dictionary (MEDIC + train mentions for dev, + dev
 mentions for test). Published rows are marked "[published]". The indexes are saved under
@@ -197,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("%s: test %s", label, results[label])
     results.update(PUBLISHED)
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "results.json", json.dumps(results, indent=2))
-    full = write_record(args.out / "results_full.json", {
+    stem = "results_ontology_only" if args.no_tagger else "results"
+    atomic_write_text(args.out / f"{stem}.json", json.dumps(results, indent=2))
+    full = write_record(args.out / f"{stem}_full.json", {
         **full, "results": results, "documents": {s: len(d) for s, d in documents.items()},
         "seconds": round(time.perf_counter() - started, 1)}, argv)
 
@@ -210,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             for label, r in results.items()]
     print(markdown_table(["system", "doc P", "doc R", "doc F1", "mention strict F1", "mention relaxed F1",
                           "abstracts/s"], rows))
-    print(f"wrote {args.out}/results.json in {full['seconds']:.0f} s ({full['machine']['cpu']})")
+    print(f"wrote {args.out}/{stem}.json in {full['seconds']:.0f} s ({full['machine']['cpu']})")
     return 0
 
 
