@@ -68,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode != "none":
         trainer = MirrorTrainer(encoder, mode=args.mode, n_names=args.train_names, epochs=args.epochs,
                                 learning_rate=args.learning_rate, temperature=args.temperature, seed=args.seed,
-                                keep_base=args.keep_base,
-                                hard_negatives=args.hard_negatives)
+                                keep_base=args.keep_base, hard_negatives=args.hard_negatives)
         trainer.fit(dictionary)
         record["training_seconds"] = round(trainer.seconds, 1)
     started = time.perf_counter()
