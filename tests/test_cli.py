@@ -472,3 +472,38 @@ def test_annotate_a_one_megabyte_document(index_dir, tmp_path):
     assert len(first["entities"]) == text.count("Asthma") + text.count("heart attack")
     assert second["entities"][0]["text"] == "fits"
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 4 * 1024 * 1024  # KiB: well under 4 GiB
+
+
+def test_train_pairs_a_corpus_mentions_with_names_of_their_concepts(tiny_model, tmp_path, capsys):
+    """--mentions adds (mention, concept name) pairs, abbreviations expanded; a corpus of other ids is an error."""
+    from entitylink import Ontology
+    from entitylink.apps.cli import _gold_mentions, _read_corpus
+    from entitylink.model.trainer import mention_pairs
+
+    medic = f"medic:{ONTOLOGIES / 'example_medic.txt'}"
+    corpus = _pubtator(tmp_path / "train.txt", [
+        ("1", "Type 2 diabetes (T2D) and heart attack.", "T2D was common; so were fits.",
+         [("Type 2 diabetes", "D003924"), ("T2D", "D003924"), ("heart attack", "D009203"),
+          ("T2D", "D003924|D003922"), ("fits", "D999999")]),
+    ])
+    mentions = _gold_mentions(_read_corpus(f"pubtator:{corpus}", "--mentions"))
+    assert mentions == [("type 2 diabetes", "D003924"), ("type 2 diabetes", "D003924"), ("heart attack", "D009203"),
+                        ("fits", "D999999")]  # the short form expanded; the two-concept mention left out
+    pairs, missing = mention_pairs(Ontology.load(medic), mentions, names_per_mention=2)
+    assert missing == 1  # D999999 is not in the example dictionary
+    assert pairs[:2] == [("type 2 diabetes", "Diabetes Mellitus, Type 2"), ("type 2 diabetes", "NIDDM")]
+    assert pairs[-2:] == [("heart attack", "Myocardial Infarction"), ("heart attack", "Heart Attack")]
+
+    out = tmp_path / "model"
+    base = ["train", "--ontology", medic, "--out", str(out), "--model", str(tiny_model), "--precision", "fp32",
+            "--mode", "mirror", "--epochs", "1", "--batch-size", "4", "--n-names", "8"]
+    assert main(base) == 0
+    alone = json.loads((out / "entitylink_training.json").read_text())
+    assert main([*base, "--mentions", f"pubtator:{corpus}"]) == 0
+    assert "9 pairs; 1 mentions left out" in capsys.readouterr().err
+    with_mentions = json.loads((out / "entitylink_training.json").read_text())
+    assert with_mentions["steps"] == alone["steps"] + 2  # 8 names + 9 pairs in batches of 4
+    assert with_mentions["data_fingerprint"] != alone["data_fingerprint"]
+    other = _pubtator(tmp_path / "other.txt", [("2", "Fits.", "None.", [("Fits", "D999999")])])
+    assert main([*base, "--mentions", f"pubtator:{other}"]) == 2
+    assert "no mention has a concept" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from entitylink import DataFormatError, Encoder, Ontology
+from entitylink import DataFormatError, Encoder, EntityLinkError, Ontology
 from entitylink.model.augment import mask_random_span, set_dropout
 from entitylink.model.trainer import MirrorTrainer, info_nce, read_pairs
 
@@ -350,3 +350,48 @@ def test_the_default_recipe_is_mirror_keeping_most_of_the_start_and_both_adds_sy
                           precision="fp32")
     names.fit(["heart attack", "fits", "cancer", "diabetes"])  # no concepts: Mirror-BERT alone
     assert len(names.history) == 1
+
+
+def test_marginal_nll_is_minus_the_log_of_the_gold_mass():
+    from entitylink.model.candidates import marginal_nll
+
+    logits = torch.tensor([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0]])
+    positive = torch.tensor([[True, True, False], [False, True, False]])
+    expected = (-np.log(2 / 3) - np.log(1 / (np.exp(2) + 2))) / 2
+    assert float(marginal_nll(logits, positive)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_candidate_training_ranks_the_gold_concept_higher(tiny_model, medic_example):
+    from entitylink.model.candidates import CandidateTrainer
+
+    mentions = [("heart attacks", "D009203"), ("attack of the heart", "D009203"), ("failure of the heart", "D006333"),
+                ("high pressure of blood", "D006973"), ("type two diabetes", "D003924"), ("lung cancers", "D008175"),
+                ("cancer of the breast", "D001943"), ("asthmatic bronchi", "D001249"), ("unknown", "D999999")]
+    known = mentions[:-1]
+    frame = medic_example.frame
+    gold = np.array([[g in str(c).split("|") for c in frame["concept_id"]] for _, g in known])
+
+    def accuracy(encoder):
+        """Share of the mentions whose nearest dictionary name is one of the gold concept's."""
+        sims = encoder.encode([t for t, _ in known]) @ encoder.encode(frame["name"].str.lower().tolist()).T
+        return float(gold[np.arange(len(known)), sims.argmax(1)].mean())
+
+    encoder = Encoder(tiny_model, precision="fp32")
+    before = accuracy(encoder)
+    trainer = CandidateTrainer(encoder, top_k=4, epochs=20, batch_size=4, learning_rate=1e-3, temperature=0.05,
+                               show_progress=False).fit(medic_example, mentions)
+    assert accuracy(encoder) >= before + 0.25
+    assert len(trainer.history) == 20 * 2 and encoder.unsaved  # the mention of no known concept is left out
+    first, last = (np.mean([h["loss"] for h in trainer.history if h["epoch"] == e]) for e in (0, 19))
+    assert last < first
+    first_losses = []
+    for batch_negatives in (True, False):  # its own top-k alone: fewer negatives, a smaller loss at the start
+        plain = Encoder(tiny_model, precision="fp32")
+        run = CandidateTrainer(plain, top_k=4, epochs=1, batch_size=4, batch_negatives=batch_negatives,
+                               show_progress=False).fit(medic_example, mentions)
+        first_losses.append(run.history[0]["loss"])
+    assert first_losses[1] < first_losses[0]
+    with pytest.raises(ValueError, match="top_k"):
+        CandidateTrainer(encoder, top_k=1)
+    with pytest.raises(EntityLinkError, match="no training mention"):
+        CandidateTrainer(encoder, show_progress=False).fit(medic_example, [("x", "D999999")])

@@ -343,6 +343,14 @@ def _read_corpus(spec: str, option: str) -> list:
     return documents
 
 
+def _gold_mentions(documents) -> list[tuple[str, str]]:
+    """(mention text, concept id) of each mention of one concept, its abbreviations expanded as in the document."""
+    from ..text.preprocess import QueryPreprocessor
+
+    queries = QueryPreprocessor(split_composites=False, mesh_prefix="MESH:").queries(documents)
+    return [(q.parts[0], q.gold) for q in queries if q.parts[0] and not set("|+,") & set(q.gold)]
+
+
 def _annotated(spec: str, option: str) -> list[tuple[str, list[tuple[int, int]]]]:
     return _spans_of(_read_corpus(spec, option))
 
@@ -571,6 +579,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"mirror: a name and itself; synonym: names of one concept; both: the two (default {cfg.mode}; "
                         "both gains more on held-out synonyms and lost on clinical notes: docs/training.md)")
     p.add_argument("--pairs", default=None, help="extra positive pairs, a 'name||name' file")
+    p.add_argument("--mentions", action="append", default=[], metavar="pubtator:FILE",
+                   help="an annotated corpus: each mention (abbreviations expanded) is paired with the first "
+                        "names of its concept (repeatable; mentions of several concepts are left out). With "
+                        "--mode both, MEDIC + NCBI-disease train mentions is the dev choice for linking against "
+                        "the ontology alone (docs/training.md)")
     p.add_argument("--n-names", type=_count_or_all, default=cfg.n_names,
                    help=f"names sampled for training, or 'all' (default {cfg.n_names})")
     p.add_argument("--epochs", type=_positive, default=cfg.epochs, help=f"(default {cfg.epochs})")
@@ -824,7 +837,7 @@ def cmd_index(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from ..model.encoder import Encoder
-    from ..model.trainer import MirrorTrainer
+    from ..model.trainer import MirrorTrainer, mention_pairs, read_pairs
 
     ontology = _load_ontology(args)
     encoder = Encoder(args.model, pooling=args.pooling, max_length=args.max_length,
@@ -836,7 +849,15 @@ def cmd_train(args: argparse.Namespace) -> None:
         seed=args.seed,
         checkpoint_every=args.checkpoint_every, out=args.out,
     )
-    trainer.fit(ontology, pairs=args.pairs, resume=args.resume)
+    pairs = read_pairs(args.pairs) if args.pairs else []
+    for spec in args.mentions:
+        found, missing = mention_pairs(ontology, _gold_mentions(_read_corpus(spec, "--mentions")))
+        if not found:
+            raise EntityLinkError(f"{spec}: no mention has a concept of {ontology.name} (are the ids the same?)")
+        print(f"{spec}: {len(found)} pairs; {missing} mentions left out (concept not in the ontology)",
+              file=sys.stderr)
+        pairs += found
+    trainer.fit(ontology, pairs=pairs, resume=args.resume)
     last = trainer.history[-1] if trainer.history else {}
     print(f"wrote {args.out}: {len(trainer.history)} steps in {trainer.seconds:.0f} s, "
           f"final loss {last.get('loss', float('nan')):.4f}, {last.get('names_per_s', 0):.0f} names/s", file=sys.stderr)

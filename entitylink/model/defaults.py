@@ -52,6 +52,22 @@ class TrainingConfig:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class CandidateConfig:
+    """Every setting of candidate training (BioSyn-style, :class:`~entitylink.model.candidates.CandidateTrainer`)
+    and its default: the best of those measured on NCBI-disease dev (benchmarks/README.md)."""
+
+    top_k: int = 20
+    epochs: int = 1
+    batch_size: int = 16  # mentions per step
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.01
+    temperature: float = 0.05
+    batch_negatives: bool = True
+    keep_base: float = 0.0
+    seed: int = 0
+
+
 REGULARISERS = ("kl", "l2")
 
 

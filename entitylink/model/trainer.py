@@ -56,6 +56,27 @@ def read_pairs(path: str | Path) -> list[tuple[str, str]]:
     return pairs
 
 
+def mention_pairs(
+    ontology: Ontology, mentions: Sequence[tuple[str, str]], names_per_mention: int = 3
+) -> tuple[list[tuple[str, str]], int]:
+    """Positive pairs from annotated mentions: each ``(mention text, gold concept id)`` with the first
+    ``names_per_mention`` names of its concept (the preferred name first, as the ontology lists them).
+
+    Returns the pairs and the number of mentions left out because their concept has no name in the ontology.
+    Every occurrence counts, so frequent mentions weigh more (as in the NCBI-disease benchmark's recipe).
+    """
+    names: dict[str, list[str]] = {}
+    for concept, name in zip(ontology.frame["concept_id"], ontology.frame["name"]):
+        for part in str(concept).split("|"):
+            names.setdefault(part, []).append(name)
+    pairs, missing = [], 0
+    for text, gold in mentions:
+        known = names.get(gold, [])
+        missing += not known
+        pairs.extend((text, name) for name in known[:names_per_mention])
+    return pairs, missing
+
+
 _DEFAULT = TrainingConfig()
 
 
