@@ -22,6 +22,8 @@ from benchmarks.ncbi_disease import DETECTORS, Benchmark, score
 from entitylink import DictionaryIndex, Encoder, Linker
 from entitylink.index import HybridIndex
 from entitylink.model.candidates import CandidateTrainer
+from entitylink.model.defaults import CandidateConfig
+from entitylink.model.trainer import interpolate_weights
 from entitylink.text.preprocess import QueryPreprocessor, read_spelling
 
 logger = logging.getLogger("benchmarks.candidate_training")
@@ -60,12 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="default")
     parser.add_argument("--abbreviations", choices=DETECTORS, default="scispacy",
                         help="the detector the NCBI benchmark chose on dev (default scispacy)")
-    parser.add_argument("--top-k", type=int, nargs="+", default=[20])
-    parser.add_argument("--epochs", type=int, nargs="+", default=[3])
-    parser.add_argument("--learning-rate", type=float, nargs="+", default=[2e-5])
-    parser.add_argument("--temperature", type=float, nargs="+", default=[0.05])
-    parser.add_argument("--keep-base", type=float, nargs="+", default=[0.0])
-    parser.add_argument("--seed", type=int, default=0)
+    cfg = CandidateConfig()
+    parser.add_argument("--top-k", type=int, nargs="+", default=[cfg.top_k])
+    parser.add_argument("--epochs", type=int, nargs="+", default=[cfg.epochs])
+    parser.add_argument("--learning-rate", type=float, nargs="+", default=[cfg.learning_rate])
+    parser.add_argument("--temperature", type=float, nargs="+", default=[cfg.temperature])
+    parser.add_argument("--keep-base", type=float, nargs="+", default=[cfg.keep_base])
+    parser.add_argument("--seed", type=int, default=cfg.seed)
     parser.add_argument("--own-candidates-only", action="store_true",
                         help="score each mention against its own top-k only (no negatives from the rest of the batch)")
     parser.add_argument("--untuned", action="store_true", help="also score the untuned model")
@@ -91,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         trainer.fit(bench.medic, mentions)
         tuned = {k: v.detach().clone() for k, v in encoder.model.state_dict().items()}
         for keep in args.keep_base:
-            encoder.model.load_state_dict({k: keep * start[k] + (1 - keep) * tuned[k] if tuned[k].is_floating_point()
-                                           else tuned[k] for k in tuned})
+            encoder.model.load_state_dict(tuned)
+            interpolate_weights(encoder.model, start, keep)
             setting = {"batch_negatives": not args.own_candidates_only, "top_k": top_k, "epochs": epochs,
                        "learning_rate": lr, "temperature": temperature,
                        "keep_base": keep, "train_seconds": round(trainer.seconds, 1),

@@ -135,7 +135,6 @@ class CandidateTrainer:
         logger.info("candidate training on %d distinct mentions (%d skipped: gold not in the ontology), %d names",
                     len(kept), len(examples) - len(kept), len(names))
         queries, golds = [t for t, _ in kept], [g for _, g in kept]
-        text_sets = dict(zip(names, name_ids))
         model = self.encoder.model
         start_weights = {k: v.detach().clone() for k, v in model.state_dict().items()} if self.keep_base else None
         optimizer = torch.optim.AdamW(model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
@@ -152,18 +151,20 @@ class CandidateTrainer:
             batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
             for batch in tqdm(batches, unit="step", desc=f"candidate training, epoch {epoch + 1}", disable=not show):
                 rows = top[batch]
-                texts = list(dict.fromkeys(names[j] for j in rows.ravel()))
-                positive = torch.tensor([[bool(text_sets[t] & golds[q]) for t in texts] for q in batch])
+                columns = list(dict.fromkeys(rows.ravel().tolist()))  # the batch's distinct candidate names
+                positive = torch.tensor([[bool(name_ids[j] & golds[q]) for j in columns] for q in batch],
+                                        device=self.encoder.device)
                 with torch.autocast(self.encoder.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-                    z = self.encoder.forward(self.encoder.tokenize([queries[q] for q in batch] + texts))
+                    texts = [queries[q] for q in batch] + [names[j] for j in columns]
+                    z = self.encoder.forward(self.encoder.tokenize(texts))
                 z = torch.nn.functional.normalize(z.float(), dim=-1)
                 q, c = z[: len(batch)], z[len(batch) :]
                 logits = (q @ c.T) / self.temperature
                 if not self.batch_negatives:
-                    where = {t: i for i, t in enumerate(texts)}
-                    own = torch.tensor([[where[names[j]] for j in r] for r in rows], device=z.device)
-                    logits, positive = logits.gather(1, own), positive.to(z.device).gather(1, own)
-                loss = marginal_nll(logits, positive.to(z.device))
+                    where = {j: i for i, j in enumerate(columns)}
+                    own = torch.tensor([[where[j] for j in r] for r in rows.tolist()], device=z.device)
+                    logits, positive = logits.gather(1, own), positive.gather(1, own)
+                loss = marginal_nll(logits, positive)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
