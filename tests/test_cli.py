@@ -458,6 +458,41 @@ def test_a_crf_tagger_with_dictionary_features_saves_the_settings_dev_chose_and_
 
 
 @pytest.mark.slow
+def test_train_tagger_refit_trains_again_on_corpus_and_dev_with_what_dev_chose(index_dir, tiny_model, tmp_path,
+                                                                                capsys):
+    from entitylink.model.tagger import Tagger
+
+    train = _pubtator(tmp_path / "train.txt", [
+        (str(i), "A heart attack and asthma.", "Seizures followed.",
+         [("heart attack", "D009203"), ("asthma", "D001249"), ("Seizures", "D012640")]) for i in range(4)])
+    dev = _pubtator(tmp_path / "dev.txt", [
+        ("9", "Asthma and fits.", "No heart attack.", [("Asthma", "D001249"), ("fits", "D012640"),
+                                                       ("heart attack", "D009203")])])
+    common = ["--corpus", f"pubtator:{train}", "--model", str(tiny_model), "--max-length", "32", "--learning-rate",
+              "3e-3", "--batch-size", "4", "--precision", "fp32", "--epochs", "4"]
+    assert main(["-q", "train-tagger", *common, "--refit", "--out", str(tmp_path / "x")]) == 2
+    assert "--refit trains again on --corpus and --dev together" in capsys.readouterr().err
+    out = tmp_path / "tagger"
+    assert main(["-q", "train-tagger", *common, "--dev", f"pubtator:{dev}", "--index", str(index_dir), "--refit",
+                 "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "training again on --corpus and --dev" in err and "settings dev chose" in err
+    tagger = Tagger(out)
+    held_out = tagger.training["refit"]["held_out"]
+    best = max(held_out["history"], key=lambda r: r["dev"]["f1"])["epoch"]
+    assert held_out["epochs"] == 4 and len(held_out["history"]) == 4
+    assert tagger.training["epochs"] == best and len(tagger.training["history"]) == best
+    assert tagger.training["best_dev_f1"] is None and tagger.training["refit"]["documents"] == 5
+    assert tagger.training["sentences"] == 4 * 2 + 2  # train's sentences and dev's
+    assert tagger.mentions == ["heart attack", "asthma", "Seizures", "Asthma", "fits"]
+    assert tagger.settings["chosen_with"] == str(index_dir) and "dev_document_f1" in tagger.settings
+    capsys.readouterr()
+    assert main(["-q", "tune-tagger", "--tagger", str(out), "--index", str(index_dir), "--dev", f"pubtator:{dev}",
+                 "--precision", "fp32", "--out", str(tmp_path / "retuned")]) == 0
+    assert "was trained on its dev documents too" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_annotate_a_one_megabyte_document(index_dir, tmp_path):
     import resource
 

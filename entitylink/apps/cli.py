@@ -367,6 +367,8 @@ def cmd_train_tagger(args: argparse.Namespace) -> None:
         raise EntityLinkError("--texts goes with --ontology (weak labels)")
     if args.index is not None and not args.dev:
         raise EntityLinkError("--index chooses the tagger's settings on --dev: give --dev too")
+    if args.refit and not (args.corpus and args.dev):
+        raise EntityLinkError("--refit trains again on --corpus and --dev together: give both")
     mentions = None
     if args.corpus:
         examples = _annotated(args.corpus, "--corpus")
@@ -400,17 +402,34 @@ def cmd_train_tagger(args: argparse.Namespace) -> None:
         pairs = list(dict.fromkeys(zip(frame["concept_id"], frame["name"].str.replace(r"\s+", " ", regex=True))))
         dictionary = tagger_dictionary(pairs)
 
-    tagger = Tagger(args.model, max_length=args.max_length, precision=args.precision, device=args.device,
-                    crf=args.crf, dictionary_features=dictionary is not None)
-    tagger.dictionary = pairs
-    tagger.mentions = mentions
-    trainer = TaggerTrainer(tagger, epochs=args.epochs, learning_rate=args.learning_rate,
-                            batch_size=args.batch_size, seed=args.seed)
-    trainer.fit(examples, dev, dictionary)
+    def train(examples, dev, mentions, epochs):
+        tagger = Tagger(args.model, max_length=args.max_length, precision=args.precision, device=args.device,
+                        crf=args.crf, dictionary_features=dictionary is not None)
+        tagger.dictionary = pairs
+        tagger.mentions = mentions
+        trainer = TaggerTrainer(tagger, epochs=epochs, learning_rate=args.learning_rate,
+                                batch_size=args.batch_size, seed=args.seed)
+        trainer.fit(examples, dev, dictionary)
+        return tagger, trainer
+
+    tagger, trainer = train(examples, dev, mentions, args.epochs)
     told = f"; dev span F1 {tagger.training['best_dev_f1']:.3f}" if dev else ""
     if linker is not None:
         tagger.save(args.out)  # the trained weights are kept whatever happens while the settings are chosen
         told += _choose_tagger_settings(tagger, linker, args.index, dev_documents)
+    if args.refit:
+        tagger.save(args.out)  # the held-out tagger stays usable if the second training fails
+        held_out = {k: tagger.training[k] for k in ("epochs", "seconds", "history", "best_dev_f1")}
+        epochs = max(held_out["history"], key=lambda r: r["dev"]["f1"])["epoch"]
+        print(f"held-out tagger: {len(trainer.history)} epoch(s) in {trainer.seconds:.0f} s{told}; training again "
+              f"on --corpus and --dev for {epochs} epoch(s)", file=sys.stderr)
+        dev_mentions = [" ".join(text[a:z].split()) for text, spans in dev for a, z in spans]
+        settings = tagger.settings
+        tagger, trainer = train([*examples, *dev], None, list(dict.fromkeys([*mentions, *dev_mentions])), epochs)
+        tagger.settings = settings
+        tagger.training["refit"] = {"documents": len(examples) + len(dev), "held_out": held_out}
+        told = "; trained on --corpus and --dev for the epochs" + (" and with the settings" if linker else "") + \
+            " dev chose"
     tagger.save(args.out)
     print(f"wrote {args.out}: {len(trainer.history)} epoch(s) in {trainer.seconds:.0f} s{told}", file=sys.stderr)
 
@@ -431,6 +450,9 @@ def cmd_tune_tagger(args: argparse.Namespace) -> None:
     from ..model.tagger import Tagger
 
     tagger = Tagger.open(args.tagger, "--tagger", precision=args.precision, device=args.device)
+    if (tagger.training or {}).get("refit"):
+        print(f"warning: {args.tagger} was trained on its dev documents too (train-tagger --refit): settings "
+              "chosen on those documents will favour it", file=sys.stderr)
     dev_documents = _read_corpus(args.dev, "--dev")
     linker = Linker.load(args.index, precision=args.precision, device=args.device)
     told = _choose_tagger_settings(tagger, linker, args.index, dev_documents)
@@ -666,6 +688,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --dev: choose the detection threshold (and, for an index with a sparse half, the "
                         "sparse weight) that annotates dev best with this index, and save them with the tagger "
                         f"(default: {tcfg.detect_threshold} and {tcfg.sparse_weight}, chosen on NCBI-disease dev)")
+    p.add_argument("--refit", action="store_true",
+                   help="with --corpus and --dev: once dev has chosen the epochs (and, with --index, the "
+                        "settings), train a new tagger on --corpus and --dev together for that many epochs and "
+                        "save it with those settings (dev is then no longer held out)")
 
     p = sub.add_parser("tune-tagger", help="choose a trained tagger's annotation settings on dev, with an index",
                        description="Choose the settings with which a tagger's annotation scores the best document "
