@@ -393,5 +393,9 @@ def test_candidate_training_ranks_the_gold_concept_higher(tiny_model, medic_exam
     assert first_losses[1] < first_losses[0]
     with pytest.raises(ValueError, match="top_k"):
         CandidateTrainer(encoder, top_k=1)
+    for bad, match in (({"epochs": 0}, "epochs"), ({"temperature": 0.0}, "temperature"),
+                       ({"keep_base": 1.0}, "keep_base"), ({"precision": "int8"}, "for encoding only")):
+        with pytest.raises(ValueError, match=match):  # the checks MirrorTrainer makes too
+            CandidateTrainer(encoder, **bad)
     with pytest.raises(EntityLinkError, match="no training mention"):
         CandidateTrainer(encoder, show_progress=False).fit(medic_example, [("x", "D999999")])

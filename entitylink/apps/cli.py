@@ -355,6 +355,11 @@ def _annotated(spec: str, option: str) -> list[tuple[str, list[tuple[int, int]]]
     return _spans_of(_read_corpus(spec, option))
 
 
+def _mention_texts(examples) -> list[str]:
+    """The distinct mention texts of texts with spans, whitespace folded, in order of first appearance."""
+    return list(dict.fromkeys(" ".join(text[a:z].split()) for text, spans in examples for a, z in spans))
+
+
 def _spans_of(documents) -> list[tuple[str, list[tuple[int, int]]]]:
     """Each annotated document's text and mention spans (a tagger's examples)."""
     return [(d.text, [(m.start, m.end) for m in d.mentions]) for d in documents]
@@ -372,7 +377,7 @@ def cmd_train_tagger(args: argparse.Namespace) -> None:
     mentions = None
     if args.corpus:
         examples = _annotated(args.corpus, "--corpus")
-        mentions = list(dict.fromkeys(" ".join(text[a:z].split()) for text, spans in examples for a, z in spans))
+        mentions = _mention_texts(examples)
     else:
         from ..link.annotate import NameMatcher, synthetic_examples
         from ..ontology.table import Ontology
@@ -423,9 +428,8 @@ def cmd_train_tagger(args: argparse.Namespace) -> None:
         epochs = max(held_out["history"], key=lambda r: r["dev"]["f1"])["epoch"]
         print(f"held-out tagger: {len(trainer.history)} epoch(s) in {trainer.seconds:.0f} s{told}; training again "
               f"on --corpus and --dev for {epochs} epoch(s)", file=sys.stderr)
-        dev_mentions = [" ".join(text[a:z].split()) for text, spans in dev for a, z in spans]
         settings = tagger.settings
-        tagger, trainer = train([*examples, *dev], None, list(dict.fromkeys([*mentions, *dev_mentions])), epochs)
+        tagger, trainer = train([*examples, *dev], None, _mention_texts([*examples, *dev]), epochs)
         tagger.settings = settings
         tagger.training["refit"] = {"documents": len(examples) + len(dev), "held_out": held_out}
         told = "; trained on --corpus and --dev for the epochs" + (" and with the settings" if linker else "") + \

@@ -22,7 +22,7 @@ from ..ontology import Ontology
 from ..text.normalize import Normalizer
 from .defaults import DEFAULT_PRECISION, CandidateConfig
 from .encoder import Encoder
-from .trainer import interpolate_weights
+from .trainer import check_tuning, interpolate_weights
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +74,7 @@ class CandidateTrainer:
     ):
         if top_k < 2:
             raise ValueError(f"top_k must be at least 2, not {top_k}")
-        if epochs < 1:
-            raise ValueError(f"epochs must be at least 1, not {epochs}")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, not {temperature}")
-        if not 0.0 <= keep_base < 1.0:
-            raise ValueError(f"keep_base must be in [0, 1), not {keep_base}")
+        check_tuning(encoder, precision, epochs=epochs, temperature=temperature, keep_base=keep_base)
         self.encoder = encoder if isinstance(encoder, Encoder) else Encoder(encoder, precision=precision)
         self.top_k, self.epochs, self.batch_size = top_k, epochs, batch_size
         self.learning_rate, self.weight_decay, self.temperature = learning_rate, weight_decay, temperature

@@ -77,6 +77,19 @@ def mention_pairs(
     return pairs, missing
 
 
+def check_tuning(encoder: object, precision: str, *, epochs: int, temperature: float, keep_base: float) -> None:
+    """Refuse the settings every trainer of an :class:`Encoder` refuses (a ``ValueError`` naming the argument)."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, not {temperature}")
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, not {epochs}")
+    if not 0.0 <= keep_base < 1.0:
+        raise ValueError(f"keep_base must be in [0, 1), not {keep_base}")
+    if precision == "int8" or (isinstance(encoder, Encoder) and encoder.precision == "int8"):
+        raise ValueError("precision='int8' is for encoding only: train with 'auto', 'fp32' or 'bf16', "
+                         "then load the saved model with Encoder(path, precision='int8')")
+
+
 _DEFAULT = TrainingConfig()
 
 
@@ -140,15 +153,9 @@ class MirrorTrainer:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         if batch_size < 2:
             raise ValueError(f"batch_size must be at least 2 (in-batch negatives), not {batch_size}")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, not {temperature}")
-        if epochs < 1:
-            raise ValueError(f"epochs must be at least 1, not {epochs}")
+        check_tuning(encoder, precision, epochs=epochs, temperature=temperature, keep_base=keep_base)
         if checkpoint_every is not None and out is None:
             raise ValueError("checkpoint_every needs an output directory (out=...)")
-        if precision == "int8" or (isinstance(encoder, Encoder) and encoder.precision == "int8"):
-            raise ValueError("precision='int8' is for encoding only: train with 'auto', 'fp32' or 'bf16', "
-                             "then load the saved model with Encoder(path, precision='int8')")
         self.encoder = encoder if isinstance(encoder, Encoder) else Encoder(encoder, precision=precision)
         self.base_model = self.encoder.model_id
         self.config = TrainingConfig(
@@ -157,8 +164,6 @@ class MirrorTrainer:
             span_mask_chars=span_mask_chars,
             hard_negatives=hard_negatives, keep_base=keep_base, seed=seed,
         )
-        if not 0.0 <= keep_base < 1.0:
-            raise ValueError(f"keep_base must be in [0, 1), not {keep_base}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), not {dropout}")
         self.precision = self.encoder.precision if precision == "auto" else precision
