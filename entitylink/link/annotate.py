@@ -29,6 +29,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from ..index.hybrid import HybridIndex
 from ..index.lexical import LexicalIndex, Match
 from ..ontology.table import Ontology
@@ -529,19 +531,18 @@ def synthetic_examples(ontology: Ontology, n: int = 20_000, seed: int = 0) -> li
 
 TAGGER_THRESHOLDS = (0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.99)
 TAGGER_SPARSE_WEIGHTS = (0.0, 0.1, 0.25, 0.5)
-
-
-def choose_tagger_settings(linker: Linker, tagger: Any, documents: Sequence) -> dict:
-    """The detection threshold (and, on an index with a sparse half, the sparse weight; for a tagger that keeps its
-    training mentions, whether annotation adds them: ``training_mentions``; whether coordinated spans become
-    composite entities: ``composites``) with which annotation by ``tagger``
-    scores the best document F1 on annotated ``documents`` (a dev split), and that F1."""
-    from .doc_evaluation import score_annotations
+def tagger_settings_grid(linker: Linker, tagger: Any, documents: Sequence) -> tuple[list[dict], Any]:
+    """Every setting :func:`choose_tagger_settings` weighs, and the document-level counts of annotation under each:
+    an integer array of shape (settings, documents, 4) holding right predictions, predictions, gold ids found and
+    gold ids per document (:func:`~entitylink.link.doc_evaluation.document_counts`)."""
+    from .doc_evaluation import document_counts
 
     weights = TAGGER_SPARSE_WEIGHTS if isinstance(linker.index, HybridIndex) and linker.policy.calibration is None \
         else (linker.policy.sparse_weight,)
     texts = [d.text for d in documents]
-    best: dict = {}
+    gold = [[(m.start, m.end, m.ids) for m in d.mentions] for d in documents]
+    settings: list[dict] = []
+    counts: list[list[tuple[int, int, int, int]]] = []
     tagged = _TaggedOnce(tagger)
     for weight in weights:
         annotator = Annotator(linker, detector="tagger", tagger=tagged, threshold=float("-inf"), sparse_weight=weight,
@@ -551,11 +552,34 @@ def choose_tagger_settings(linker: Linker, tagger: Any, documents: Sequence) -> 
             annotator.training_mentions, annotator.composites = mentions, composites
             for threshold in TAGGER_THRESHOLDS:
                 annotator.threshold = threshold  # the linked spans are remembered: only the cut changes
-                f1 = score_annotations(documents, list(annotator.annotate(texts)))["document"]["f1"]
-                if f1 > best.get("dev_document_f1", -1.0):
-                    best = {"detect_threshold": threshold, "sparse_weight": float(weight),
-                            "training_mentions": mentions, "composites": composites, "dev_document_f1": f1}
-    return best
+                settings.append({"detect_threshold": threshold, "sparse_weight": float(weight),
+                                 "training_mentions": mentions, "composites": composites})
+                counts.append([_counts(document_counts(g, [(e.start, e.end, e.concept_id) for e in entities]))
+                               for g, entities in zip(gold, annotator.annotate(texts))])
+    return settings, np.asarray(counts, dtype=np.int64).reshape(len(settings), len(documents), 4)
+
+
+def _counts(c) -> tuple[int, int, int, int]:
+    return c.tp_predicted, c.predicted, c.tp_gold, c.gold
+
+
+def document_f1(counts: Any) -> Any:
+    """Micro document F1 of counts summed over their second-to-last axis (``(..., documents, 4)`` → ``(...)``)."""
+    right, predicted, found, gold = np.moveaxis(np.asarray(counts).sum(axis=-2), -1, 0).astype(float)
+    p = np.divide(right, predicted, out=np.zeros_like(right), where=predicted > 0)
+    r = np.divide(found, gold, out=np.zeros_like(found), where=gold > 0)
+    return np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=p + r > 0)
+
+
+def choose_tagger_settings(linker: Linker, tagger: Any, documents: Sequence) -> dict:
+    """The detection threshold (and, on an index with a sparse half, the sparse weight; for a tagger that keeps its
+    training mentions, whether annotation adds them: ``training_mentions``; whether coordinated spans become
+    composite entities: ``composites``) with which annotation by ``tagger`` scores the best document F1 on annotated
+    ``documents`` (a dev split; the first of equals in :func:`tagger_settings_grid`'s order), and that F1."""
+    settings, counts = tagger_settings_grid(linker, tagger, documents)
+    f1 = document_f1(counts)
+    chosen = int(np.argmax(f1))
+    return {**settings[chosen], "dev_document_f1": round(float(f1[chosen]), 4)}
 
 
 class _TaggedOnce:

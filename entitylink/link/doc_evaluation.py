@@ -55,6 +55,14 @@ def _match_mentions(gold: list[Mention], predicted: list[Mention], counts: Count
     counts.predicted += len(predicted)
 
 
+def document_counts(gold: Iterable[Mention], predicted: Iterable[Mention]) -> Counts:
+    """One document's document-level counts: its predicted concept ids (and those right) against its gold ones."""
+    gold_ids = set().union(*(_ids(cid) for _, _, cid in gold))
+    groups = {frozenset(_ids(part)) for _, _, cid in predicted for part in cid.split("+")}
+    return Counts(tp_predicted=sum(bool(g & gold_ids) for g in groups), predicted=len(groups),
+                  tp_gold=len(gold_ids & set().union(*groups)), gold=len(gold_ids))
+
+
 def score_documents(gold: Sequence[Iterable[Mention]], predicted: Sequence[Iterable[Mention]]) -> dict[str, dict]:
     """Document and mention P/R/F1 of predicted (start, end, concept id) per document against gold."""
     if len(gold) != len(predicted):
@@ -62,12 +70,11 @@ def score_documents(gold: Sequence[Iterable[Mention]], predicted: Sequence[Itera
     document, strict, relaxed = Counts(), Counts(), Counts()
     for gold_doc, predicted_doc in zip(gold, predicted):
         gold_doc, predicted_doc = list(gold_doc), list(predicted_doc)
-        gold_ids = set().union(*(_ids(cid) for _, _, cid in gold_doc)) if gold_doc else set()
-        groups = {frozenset(_ids(part)) for _, _, cid in predicted_doc for part in cid.split("+")}
-        document.predicted += len(groups)
-        document.tp_predicted += sum(bool(g & gold_ids) for g in groups)
-        document.gold += len(gold_ids)
-        document.tp_gold += len(gold_ids & set().union(*groups)) if groups else 0
+        one = document_counts(gold_doc, predicted_doc)
+        document.tp_predicted += one.tp_predicted
+        document.predicted += one.predicted
+        document.tp_gold += one.tp_gold
+        document.gold += one.gold
         _match_mentions(gold_doc, predicted_doc, strict, strict=True)
         _match_mentions(gold_doc, predicted_doc, relaxed, strict=False)
     return {"document": document.scores(), "mention_strict": strict.scores(), "mention_relaxed": relaxed.scores()}
