@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--own-candidates-only", action="store_true",
                         help="score each mention against its own top-k only (no negatives from the rest of the batch)")
     parser.add_argument("--untuned", action="store_true", help="also score the untuned model")
+    parser.add_argument("--no-training", action="store_true",
+                        help="train nothing: with --untuned, score --model as it is (e.g. an 'entitylink train' model)")
     parser.add_argument("--test", action="store_true", help="also score the test split (once, with dev's choice)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -81,9 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     if args.untuned:
-        rows.append({"setting": "untuned", **evaluate_dev(bench, Encoder(args.model, pooling="cls"), args.test)})
+        label = "untuned" if args.model == "default" else f"as given: {args.model}"
+        rows.append({"setting": label, **evaluate_dev(bench, Encoder(args.model, pooling="cls"), args.test)})
         print(json.dumps(rows[-1]), flush=True)
-    grid = itertools.product(args.top_k, args.epochs, args.learning_rate, args.temperature)
+    grid = [] if args.no_training else itertools.product(args.top_k, args.epochs, args.learning_rate,
+                                                         args.temperature)
     for top_k, epochs, lr, temperature in grid:
         encoder = Encoder(args.model, pooling="cls")
         trainer = CandidateTrainer(encoder, top_k=top_k, epochs=epochs, learning_rate=lr, temperature=temperature,
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"setting": setting, **evaluate_dev(bench, encoder, args.test)})
             print(json.dumps(rows[-1]), flush=True)
         logger.info("setting done in %.0f s", time.perf_counter() - started)
-    record = {"mentions": len(mentions), "abbreviations": args.abbreviations, "rows": rows,
+    record = {"model": args.model, "mentions": len(mentions), "abbreviations": args.abbreviations, "rows": rows,
               "test_scored": args.test}
     name = "results_test.json" if args.test else "results.json"
     write_record(args.out / name, record, argv)

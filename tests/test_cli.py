@@ -514,6 +514,7 @@ def test_train_pairs_a_corpus_mentions_with_names_of_their_concepts(tiny_model, 
     from entitylink import Ontology
     from entitylink.apps.cli import _gold_mentions, _read_corpus
     from entitylink.model.trainer import mention_pairs
+    from entitylink.text.preprocess import read_spelling
 
     medic = f"medic:{ONTOLOGIES / 'example_medic.txt'}"
     corpus = _pubtator(tmp_path / "train.txt", [
@@ -542,3 +543,19 @@ def test_train_pairs_a_corpus_mentions_with_names_of_their_concepts(tiny_model, 
     other = _pubtator(tmp_path / "other.txt", [("2", "Fits.", "None.", [("Fits", "D999999")])])
     assert main([*base, "--mentions", f"pubtator:{other}"]) == 2
     assert "no mention has a concept" in capsys.readouterr().err
+
+    # the short forms kept as written, a misspelling corrected; both only with --mentions
+    spelling = tmp_path / "spelling.txt"
+    spelling.write_text("attak||attack\n")
+    misspelt = _pubtator(tmp_path / "misspelt.txt", [
+        ("3", "Type 2 diabetes (T2D).", "T2D and a heart attak.",
+         [("Type 2 diabetes", "D003924"), ("T2D", "D003924"), ("heart attak", "D009203")])])
+    documents = _read_corpus(f"pubtator:{misspelt}", "--mentions")
+    assert _gold_mentions(documents, "off", read_spelling(spelling)) == [
+        ("type 2 diabetes", "D003924"), ("t2d", "D003924"), ("heart attack", "D009203")]
+    assert _gold_mentions(documents)[1:] == [("type 2 diabetes", "D003924"), ("heart attak", "D009203")]
+    assert main([*base, "--mentions", f"pubtator:{misspelt}", "--abbreviations", "off", "--spelling",
+                 str(spelling)]) == 0
+    assert "9 pairs; 0 mentions left out" in capsys.readouterr().err  # 3 mentions, 3 names each
+    assert main([*base, "--spelling", str(spelling)]) == 2
+    assert "--spelling and --abbreviations apply to --mentions only" in capsys.readouterr().err

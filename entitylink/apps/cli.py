@@ -38,6 +38,7 @@ from ..model.defaults import (
     TrainingConfig,
 )
 from ..ontology.obo import INDEX_SYNONYM_SCOPES, SYNONYM_SCOPES
+from ..text.abbreviations import DETECTORS as ABBREVIATION_DETECTORS
 from ..text.documents import INPUT_FORMATS
 from .settings import ServiceSettings
 
@@ -343,11 +344,14 @@ def _read_corpus(spec: str, option: str) -> list:
     return documents
 
 
-def _gold_mentions(documents) -> list[tuple[str, str]]:
-    """(mention text, concept id) of each mention of one concept, its abbreviations expanded as in the document."""
+def _gold_mentions(documents, abbreviations: str = "schwartz-hearst",
+                   spelling: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """(mention text, concept id) of each mention of one concept, the short forms its document defines expanded by
+    the ``abbreviations`` detector ("off": none) and ``spelling``'s corrections applied."""
     from ..text.preprocess import QueryPreprocessor
 
-    queries = QueryPreprocessor(split_composites=False, mesh_prefix="MESH:").queries(documents)
+    queries = QueryPreprocessor(abbreviations=None if abbreviations == "off" else abbreviations,
+                                split_composites=False, spelling=spelling or {}, mesh_prefix="MESH:").queries(documents)
     return [(q.parts[0], q.gold) for q in queries if q.parts[0] and not set("|+,") & set(q.gold)]
 
 
@@ -610,6 +614,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "names of its concept (repeatable; mentions of several concepts are left out). With "
                         "--mode both, MEDIC + NCBI-disease train mentions is the dev choice for linking against "
                         "the ontology alone (docs/training.md)")
+    p.add_argument("--abbreviations", choices=ABBREVIATIONS, default=ABBREVIATION_DETECTORS[0],
+                   help="with --mentions: the detector that expands the short forms each document defines "
+                        f"(default {ABBREVIATION_DETECTORS[0]})")
+    p.add_argument("--spelling", type=Path, default=None, metavar="FILE",
+                   help="with --mentions: a misspelling||correction list applied to the mentions")
     p.add_argument("--n-names", type=_count_or_all, default=cfg.n_names,
                    help=f"names sampled for training, or 'all' (default {cfg.n_names})")
     p.add_argument("--epochs", type=_positive, default=cfg.epochs, help=f"(default {cfg.epochs})")
@@ -868,7 +877,10 @@ def cmd_index(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from ..model.encoder import Encoder
     from ..model.trainer import MirrorTrainer, mention_pairs, read_pairs
+    from ..text.preprocess import read_spelling
 
+    if not args.mentions and (args.spelling or args.abbreviations != ABBREVIATION_DETECTORS[0]):
+        raise EntityLinkError("--spelling and --abbreviations apply to --mentions only")
     ontology = _load_ontology(args)
     encoder = Encoder(args.model, pooling=args.pooling, max_length=args.max_length,
                       precision=args.precision, device=args.device)
@@ -880,8 +892,10 @@ def cmd_train(args: argparse.Namespace) -> None:
         checkpoint_every=args.checkpoint_every, out=args.out,
     )
     pairs = read_pairs(args.pairs) if args.pairs else []
+    spelling = read_spelling(args.spelling) if args.spelling else None
     for spec in args.mentions:
-        found, missing = mention_pairs(ontology, _gold_mentions(_read_corpus(spec, "--mentions")))
+        mentions = _gold_mentions(_read_corpus(spec, "--mentions"), args.abbreviations, spelling)
+        found, missing = mention_pairs(ontology, mentions)
         if not found:
             raise EntityLinkError(f"{spec}: no mention has a concept of {ontology.name} (are the ids the same?)")
         print(f"{spec}: {len(found)} pairs; {missing} mentions left out (concept not in the ontology)",
