@@ -1,5 +1,7 @@
 """Document annotation: span rules, detection, abbreviations, overlaps and the end-to-end counts."""
 
+import re
+
 import pytest
 
 from entitylink import DictionaryIndex, Encoder, Linker, Ontology
@@ -435,3 +437,34 @@ def test_a_coordinated_tagger_span_is_one_entity_of_its_parts_concepts(linker):
     assert best["composites"] is True
     scores = score_documents([[(0, 25, "D001943|D010051")]], [[(0, 25, "D001943+D009369")]])["document"]
     assert (scores["tp"], scores["fp"], scores["fn"]) == (1, 1, 1)
+
+
+def test_the_settings_grid_counts_each_document_as_the_document_scores_do(linker):
+    from entitylink.link.annotate import document_f1, tagger_settings_grid
+    from entitylink.link.doc_evaluation import score_annotations
+    from entitylink.text.pubtator import Document, Mention
+    from entitylink.text.spans import Span
+
+    texts = ["A heart attack and asthma.", "Asthma only.", "Nothing here."]
+
+    class Tagger:
+        settings = {"detect_threshold": 0.9, "sparse_weight": 0.0}
+        dictionary = mentions = None
+
+        def spans_batch(self, texts, dictionary=None):
+            return [[Span(m.start(), m.end(), m.group()) for m in re.finditer(r"heart attack|[Aa]sthma", t)]
+                    for t in texts]
+
+    gold = [Document("1", texts[0], "", [Mention("1", 2, 14, "heart attack", "Disease", "D009203")]),
+            Document("2", texts[1], "", [Mention("2", 0, 6, "Asthma", "Disease", "D001249")]),
+            Document("3", texts[2], "", [])]
+    settings, counts = tagger_settings_grid(linker, Tagger(), gold)
+    assert counts.shape == (len(settings), 3, 4) and len(settings) == 9 * 2  # thresholds × composites off/on
+    for i in (0, len(settings) - 1):
+        s = settings[i]
+        annotator = Annotator(linker, detector="tagger", tagger=Tagger(), threshold=s["detect_threshold"],
+                              composites=s["composites"])
+        expected = score_annotations(gold, list(annotator.annotate(texts)))["document"]
+        assert round(float(document_f1(counts[i])), 4) == expected["f1"]
+        assert counts[i, :, 3].tolist() == [1, 1, 0]  # gold ids per document
+    assert counts[0, 0].tolist() == [1, 2, 1, 1]  # document 1: asthma is predicted too, not gold there

@@ -26,7 +26,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -531,7 +531,9 @@ def synthetic_examples(ontology: Ontology, n: int = 20_000, seed: int = 0) -> li
 
 TAGGER_THRESHOLDS = (0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.99)
 TAGGER_SPARSE_WEIGHTS = (0.0, 0.1, 0.25, 0.5)
-def tagger_settings_grid(linker: Linker, tagger: Any, documents: Sequence) -> tuple[list[dict], Any]:
+
+
+def tagger_settings_grid(linker: Linker, tagger: Any, documents: Sequence) -> tuple[list[dict], np.ndarray]:
     """Every setting :func:`choose_tagger_settings` weighs, and the document-level counts of annotation under each:
     an integer array of shape (settings, documents, 4) holding right predictions, predictions, gold ids found and
     gold ids per document (:func:`~entitylink.link.doc_evaluation.document_counts`)."""
@@ -554,16 +556,12 @@ def tagger_settings_grid(linker: Linker, tagger: Any, documents: Sequence) -> tu
                 annotator.threshold = threshold  # the linked spans are remembered: only the cut changes
                 settings.append({"detect_threshold": threshold, "sparse_weight": float(weight),
                                  "training_mentions": mentions, "composites": composites})
-                counts.append([_counts(document_counts(g, [(e.start, e.end, e.concept_id) for e in entities]))
+                counts.append([astuple(document_counts(g, [(e.start, e.end, e.concept_id) for e in entities]))
                                for g, entities in zip(gold, annotator.annotate(texts))])
     return settings, np.asarray(counts, dtype=np.int64).reshape(len(settings), len(documents), 4)
 
 
-def _counts(c) -> tuple[int, int, int, int]:
-    return c.tp_predicted, c.predicted, c.tp_gold, c.gold
-
-
-def document_f1(counts: Any) -> Any:
+def document_f1(counts: np.ndarray) -> np.ndarray:
     """Micro document F1 of counts summed over their second-to-last axis (``(..., documents, 4)`` → ``(...)``)."""
     right, predicted, found, gold = np.moveaxis(np.asarray(counts).sum(axis=-2), -1, 0).astype(float)
     p = np.divide(right, predicted, out=np.zeros_like(right), where=predicted > 0)
