@@ -1,4 +1,5 @@
 import logging
+import math
 
 import pytest
 import torch
@@ -87,4 +88,6 @@ def test_on_this_machine_auto_also_measures_bf16_against_fp32(monkeypatch, caplo
 def test_the_bf16_measurement_is_a_positive_ratio():
     from entitylink.model.hardware import bf16_matmul_speedup
 
-    assert 0.05 < bf16_matmul_speedup() < 20
+    ratio = bf16_matmul_speedup()
+    # AMX measures 5-9x alone and more beside other work: the bounds only say it is a ratio of two timings
+    assert math.isfinite(ratio) and 0.01 < ratio < 1000
