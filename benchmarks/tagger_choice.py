@@ -4,10 +4,10 @@
         --taggers crf-dictionary-features crf
 
 ``train-tagger --index --dev`` chooses a detection threshold, sparse weight, training mentions and composites
-from 144 settings on 100 dev abstracts. This scores each choice rule of :func:`entitylink.link.annotate.choose_setting`
-(``best``, ``smoothed``, ``bagged``) by dev alone: the dev documents are split in two halves many times; a rule
-chooses on one half and is scored on the other (document F1, as `evaluate-docs` counts it). The same is done
-for choosing the tagger too (the variant and its settings together, as the protocol chooses a row). The test
+from 144 settings on 100 dev abstracts. This scores each choice rule of :func:`choose_setting` (``best``, what
+``train-tagger`` does; ``smoothed``; ``bagged``) by dev alone: the dev documents are split in two halves many
+times; a rule chooses on one half and is scored on the other (document F1, as `evaluate-docs` counts it). The same
+is done for choosing the tagger too (the variant and its settings together, as the protocol chooses a row). The test
 split is then annotated with the NCBI protocol's dictionary under what each rule chooses on the whole dev
 split, and reported; nothing here is chosen on test.
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._record import markdown_table, write_record
-from entitylink.link.annotate import document_f1, tagger_settings_grid
+from entitylink.link.annotate import _TaggedOnce, document_f1, tagger_settings_grid
 
 CHOICE_RULES = ("best", "smoothed", "bagged")
 BAGS = 200  # bootstrap samples of the dev documents for the "bagged" rule
@@ -60,7 +60,8 @@ def choose_setting(settings: list[dict], counts: np.ndarray, rule: str = "best",
 
 
 class VotingTagger:
-    """Taggers that vote: a span any ``least`` of them tag (the same characters) is kept (a probe)."""
+    """Taggers that vote: a span any ``least`` of them tag (the same characters) is kept (a probe). Give them as
+    ``_TaggedOnce`` taggers, so that several ensembles of the same members tag each text once."""
 
     def __init__(self, members: list, least: int):
         self.members, self.least = members, least
@@ -76,21 +77,6 @@ class VotingTagger:
                 counter.update(spans)
         return [sorted((s for s, n in counter.items() if n >= self.least), key=lambda s: (s.start, s.end))
                 for counter in votes]
-
-
-class _Cached:
-    """A tagger whose spans of each text are computed once (dev and test are tagged by many ensembles)."""
-
-    def __init__(self, tagger):
-        self.tagger, self.memory = tagger, {}
-
-    def __getattr__(self, name):
-        return getattr(self.tagger, name)
-
-    def spans_batch(self, texts, dictionary=None):
-        todo = [t for t in dict.fromkeys(texts) if t not in self.memory]
-        self.memory.update(zip(todo, self.tagger.spans_batch(todo, dictionary)))
-        return [self.memory[t] for t in texts]
 
 
 def held_out_scores(settings: list[dict], counts: np.ndarray, splits: int, seed: int = 0) -> dict[str, list[float]]:
@@ -130,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     test_linker = Linker.load(args.dir / "index-medic-train-dev")
 
     grids: dict[str, tuple[list[dict], np.ndarray, np.ndarray]] = {}
-    taggers = {name: _Cached(Tagger.open(args.dir / "taggers" / name)) for name in args.taggers}
+    taggers = {name: _TaggedOnce(Tagger.open(args.dir / "taggers" / name)) for name in args.taggers}
     if args.vote:
         members = list(taggers.values())
         taggers.update({f"vote >= {m} of {len(members)}": VotingTagger(members, m) for m in range(1, len(members) + 1)})

@@ -559,3 +559,5 @@ def test_train_pairs_a_corpus_mentions_with_names_of_their_concepts(tiny_model, 
     assert "9 pairs; 0 mentions left out" in capsys.readouterr().err  # 3 mentions, 3 names each
     assert main([*base, "--spelling", str(spelling)]) == 2
     assert "--spelling and --abbreviations apply to --mentions only" in capsys.readouterr().err
+    assert main([*base, "--abbreviations", "schwartz-hearst"]) == 2  # even the default, when asked for
+    assert "--spelling and --abbreviations apply to --mentions only" in capsys.readouterr().err

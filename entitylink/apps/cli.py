@@ -38,7 +38,6 @@ from ..model.defaults import (
     TrainingConfig,
 )
 from ..ontology.obo import INDEX_SYNONYM_SCOPES, SYNONYM_SCOPES
-from ..text.abbreviations import DETECTORS as ABBREVIATION_DETECTORS
 from ..text.documents import INPUT_FORMATS
 from .settings import ServiceSettings
 
@@ -344,7 +343,7 @@ def _read_corpus(spec: str, option: str) -> list:
     return documents
 
 
-def _gold_mentions(documents, abbreviations: str = "schwartz-hearst",
+def _gold_mentions(documents, abbreviations: str = LinkingPolicy.abbreviations,
                    spelling: dict[str, str] | None = None) -> list[tuple[str, str]]:
     """(mention text, concept id) of each mention of one concept, the short forms its document defines expanded by
     the ``abbreviations`` detector ("off": none) and ``spelling``'s corrections applied."""
@@ -614,9 +613,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "names of its concept (repeatable; mentions of several concepts are left out). With "
                         "--mode both, MEDIC + NCBI-disease train mentions is the dev choice for linking against "
                         "the ontology alone (docs/training.md)")
-    p.add_argument("--abbreviations", choices=ABBREVIATIONS, default=ABBREVIATION_DETECTORS[0],
+    p.add_argument("--abbreviations", choices=ABBREVIATIONS, default=None,
                    help="with --mentions: the detector that expands the short forms each document defines "
-                        f"(default {ABBREVIATION_DETECTORS[0]})")
+                        f"(default {LinkingPolicy.abbreviations})")
     p.add_argument("--spelling", type=Path, default=None, metavar="FILE",
                    help="with --mentions: a misspelling||correction list applied to the mentions")
     p.add_argument("--n-names", type=_count_or_all, default=cfg.n_names,
@@ -879,7 +878,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from ..model.trainer import MirrorTrainer, mention_pairs, read_pairs
     from ..text.preprocess import read_spelling
 
-    if not args.mentions and (args.spelling or args.abbreviations != ABBREVIATION_DETECTORS[0]):
+    if not args.mentions and (args.spelling or args.abbreviations):
         raise EntityLinkError("--spelling and --abbreviations apply to --mentions only")
     ontology = _load_ontology(args)
     encoder = Encoder(args.model, pooling=args.pooling, max_length=args.max_length,
@@ -894,7 +893,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     pairs = read_pairs(args.pairs) if args.pairs else []
     spelling = read_spelling(args.spelling) if args.spelling else None
     for spec in args.mentions:
-        mentions = _gold_mentions(_read_corpus(spec, "--mentions"), args.abbreviations, spelling)
+        mentions = _gold_mentions(_read_corpus(spec, "--mentions"), args.abbreviations or LinkingPolicy.abbreviations,
+                                  spelling)
         found, missing = mention_pairs(ontology, mentions)
         if not found:
             raise EntityLinkError(f"{spec}: no mention has a concept of {ontology.name} (are the ids the same?)")

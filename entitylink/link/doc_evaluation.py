@@ -26,6 +26,13 @@ class Counts:
     tp_gold: int = 0  # gold items found
     gold: int = 0
 
+    def __iadd__(self, other: Counts) -> Counts:
+        self.tp_predicted += other.tp_predicted
+        self.predicted += other.predicted
+        self.tp_gold += other.tp_gold
+        self.gold += other.gold
+        return self
+
     def scores(self) -> dict[str, float | int]:
         p = self.tp_predicted / self.predicted if self.predicted else 0.0
         r = self.tp_gold / self.gold if self.gold else 0.0
@@ -70,11 +77,7 @@ def score_documents(gold: Sequence[Iterable[Mention]], predicted: Sequence[Itera
     document, strict, relaxed = Counts(), Counts(), Counts()
     for gold_doc, predicted_doc in zip(gold, predicted):
         gold_doc, predicted_doc = list(gold_doc), list(predicted_doc)
-        one = document_counts(gold_doc, predicted_doc)
-        document.tp_predicted += one.tp_predicted
-        document.predicted += one.predicted
-        document.tp_gold += one.tp_gold
-        document.gold += one.gold
+        document += document_counts(gold_doc, predicted_doc)
         _match_mentions(gold_doc, predicted_doc, strict, strict=True)
         _match_mentions(gold_doc, predicted_doc, relaxed, strict=False)
     return {"document": document.scores(), "mention_strict": strict.scores(), "mention_relaxed": relaxed.scores()}
